@@ -1,0 +1,1 @@
+"""Benchmark tooling for Vigie (datasets, pirate-variant transforms, scoring)."""

@@ -1,0 +1,5 @@
+"""Run the benchmark: python -m bench."""
+
+from .run import main
+
+main()

@@ -1,0 +1,1 @@
+"""Third-party fingerprinters run side by side with Vigie (installed at run time)."""

@@ -1,0 +1,743 @@
+"""Pirate-variant audio transformations for the Vigie benchmark.
+
+Every function works on mono ``float32`` numpy arrays sampled at ``sr`` Hz and
+returns a new mono ``float32`` array (inputs are never modified in place).
+Parameters follow the librosa conventions: everything is explicit, units are
+documented (seconds, Hz, dB, bit/s) and there are no per-sample Python loops.
+
+The :data:`TRANSFORMS` registry maps the benchmark variant names to callables
+``f(y, sr, rng, speech) -> y2`` and :data:`SPEED_OF` gives the true time-scale
+factor of each variant (``> 1`` means the pirate copy plays faster).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Literal
+
+import av
+import librosa
+import numpy as np
+import scipy.signal
+
+__all__ = [
+    "SPEED_OF",
+    "TRANSFORMS",
+    "Transform",
+    "add_white_noise",
+    "band_pass",
+    "change_speed",
+    "change_tempo",
+    "codec_roundtrip",
+    "cut",
+    "load_audio",
+    "mix_speech",
+    "quieter_compressed",
+    "random_cuts",
+]
+
+Transform = Callable[[np.ndarray, int, np.random.Generator, np.ndarray | None], np.ndarray]
+"""Signature of a registry entry: ``f(y, sr, rng, speech) -> y2``."""
+
+# Container used when ``codec_roundtrip`` is not told which one to use.  AAC goes
+# into MP4 because the MP4 muxer writes an edit list for the encoder priming and
+# FFmpeg's demuxer honours it, so the decoded stream is already time-aligned.
+_DEFAULT_CONTAINER: dict[str, str] = {
+    "aac": "mp4",
+    "libmp3lame": "mp3",
+    "libshine": "mp3",
+    "mp3": "mp3",
+    "libopus": "ogg",
+    "opus": "ogg",
+    "flac": "flac",
+}
+
+# Leading samples (at the encoder sample rate) that survive demuxing+decoding,
+# i.e. encoder priming that the container does *not* signal.  Measured with the
+# FFmpeg bundled in PyAV 18.1: AAC in ADTS keeps its 1024-sample priming; AAC in
+# MP4 (edit list) and MP3 (LAME/Xing gapless header) come back aligned.  These
+# are only priors: the actual lag is refined by cross-correlation.
+_KNOWN_PRIMING: dict[tuple[str, str], int] = {("aac", "adts"): 1024}
+
+_EPS = 1e-12
+
+
+def _as_mono_float32(y: np.ndarray, name: str = "y") -> np.ndarray:
+    """Return ``y`` as a contiguous 1-D float32 array or raise ``ValueError``."""
+    x = np.ascontiguousarray(y, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a mono 1-D array, got shape {x.shape}")
+    return x
+
+
+def _rms(x: np.ndarray) -> float:
+    """Root-mean-square of ``x`` computed in float64 (0.0 for an empty array)."""
+    if x.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+# --------------------------------------------------------------------------- #
+# Decoding / codecs
+# --------------------------------------------------------------------------- #
+
+
+def _decode_to_mono(source: str | os.PathLike | io.BytesIO, sr: int) -> np.ndarray:
+    """Decode the first audio stream of ``source`` to mono float32 at ``sr`` Hz."""
+    chunks: list[np.ndarray] = []
+    with av.open(source, mode="r") as container:
+        if not container.streams.audio:
+            raise ValueError(f"no audio stream in {source!r}")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        for frame in container.decode(stream):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def load_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
+    """Decode any media file to a mono float32 signal with PyAV.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio or video file readable by FFmpeg. The first audio stream is used.
+    sr : int
+        Target sample rate in Hz.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+        Mono signal at ``sr`` Hz (channels down-mixed by libswresample).
+
+    Raises
+    ------
+    ValueError
+        If the file has no audio stream.
+    """
+    return _decode_to_mono(os.fspath(path), int(sr))
+
+
+def _encoder_rate(codec: av.Codec, sr: int) -> int:
+    """Pick the encoder sample rate: ``sr`` if supported, else the next one up."""
+    rates = sorted(codec.audio_rates or ())
+    if not rates or sr in rates:
+        return sr
+    higher = [r for r in rates if r >= sr]
+    return higher[0] if higher else rates[-1]
+
+
+def _encoder_format(codec: av.Codec) -> str:
+    """Pick the encoder sample format, preferring planar float."""
+    names = [f.name for f in (codec.audio_formats or ())]
+    if not names:
+        return "fltp"
+    for preferred in ("fltp", "flt", "s32p", "s16p", "s16"):
+        if preferred in names:
+            return preferred
+    return names[0]
+
+
+def _encode(
+    x: np.ndarray,
+    sr: int,
+    codec: str,
+    container: str,
+    bitrate: int,
+    codec_sr: int,
+    sample_format: str,
+) -> bytes:
+    """Encode mono float32 ``x`` (at ``sr``) in memory and return the file bytes."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=codec_sr, layout="mono")
+        stream.bit_rate = int(bitrate)
+        ctx = stream.codec_context
+        ctx.format = sample_format
+        # Open now (not lazily on the first encode) so that frame_size is known
+        # and the muxer sees the encoder priming (MP4 edit list).
+        ctx.open()
+        resampler = av.AudioResampler(
+            format=sample_format,
+            layout="mono",
+            rate=codec_sr,
+            frame_size=ctx.frame_size or None,
+        )
+        block = max(int(sr), 1)  # feed one second at a time to bound memory
+        for start in range(0, x.size, block):
+            frame = av.AudioFrame.from_ndarray(
+                x[np.newaxis, start : start + block], format="flt", layout="mono"
+            )
+            frame.sample_rate = sr
+            frame.pts = start
+            frame.time_base = Fraction(1, sr)
+            for packet_frame in resampler.resample(frame):
+                out.mux(stream.encode(packet_frame))
+        for packet_frame in resampler.resample(None):
+            out.mux(stream.encode(packet_frame))
+        out.mux(stream.encode(None))  # flush the encoder
+    return buf.getvalue()
+
+
+def _estimate_lag(
+    z: np.ndarray,
+    x: np.ndarray,
+    prior: int,
+    max_lag: int,
+    window: int | None = None,
+    rel_peak: float = 0.9,
+) -> int:
+    """Lag ``k`` (samples) maximizing ``sum_n z[n + k] * x[n]`` near ``prior``.
+
+    Only lags in ``[prior - max_lag, prior + max_lag]`` are searched, using
+    the loudest ``window`` samples of ``x`` (all of ``x`` if ``None``). Among
+    the local maxima reaching ``rel_peak`` times the best one, the one
+    closest to ``prior`` wins; this keeps periodic signals (pure tones),
+    whose correlation has many near-equal peaks, on the known codec delay.
+    """
+    if x.size == 0 or z.size == 0 or not np.any(x):
+        return prior
+    w = x.size if window is None else min(max(int(window), 1), x.size)
+    start = 0
+    if w < x.size:  # loudest window on a w/4 grid
+        energy = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
+        starts = np.arange(0, x.size - w + 1, max(w // 4, 1))
+        start = int(starts[np.argmax(energy[starts + w] - energy[starts])])
+    lo, hi = prior - max_lag, prior + max_lag
+    z_start = max(start + lo, 0)
+    zz = z[z_start : max(start + w + hi, z_start + 1)]
+    seg = x[start : start + w]
+    corr = scipy.signal.correlate(zz, seg, mode="full", method="fft")
+    lags = scipy.signal.correlation_lags(zz.size, seg.size, mode="full") + (z_start - start)
+    keep = (lags >= lo) & (lags <= hi)
+    corr, lags = corr[keep], lags[keep]
+    if corr.size == 0 or corr.max() <= 0:
+        return prior
+    rising = np.r_[True, corr[1:] >= corr[:-1]]
+    falling = np.r_[corr[:-1] >= corr[1:], True]
+    candidates = np.flatnonzero(rising & falling & (corr >= rel_peak * corr.max()))
+    best = candidates[np.argmin(np.abs(lags[candidates] - prior))]
+    return int(lags[best])
+
+
+def _shift_to_length(z: np.ndarray, lag: int, n: int) -> np.ndarray:
+    """Return ``z[lag : lag + n]`` zero-padded on either side to exactly ``n``."""
+    out = np.zeros(n, dtype=np.float32)
+    src, dst = max(lag, 0), max(-lag, 0)
+    m = min(n - dst, z.size - src)
+    if m > 0:
+        out[dst : dst + m] = z[src : src + m]
+    return out
+
+
+def codec_roundtrip(
+    y: np.ndarray,
+    sr: int,
+    codec: str,
+    bitrate: int,
+    *,
+    container: str | None = None,
+    codec_sr: int | None = None,
+    max_lag_s: float = 0.1,
+    align_window_s: float = 20.0,
+) -> np.ndarray:
+    """Encode with a lossy codec in memory, decode, and re-align to the input.
+
+    The signal is encoded with PyAV/FFmpeg into an in-memory container
+    (:class:`io.BytesIO`), decoded back to mono float32 at ``sr`` and cut to
+    the input length.
+
+    Codec delay is compensated in two steps: a known-priming prior (AAC in
+    ADTS keeps 1024 priming samples; AAC in MP4 and LAME MP3 are already
+    aligned by the demuxer thanks to the edit list / gapless header), then a
+    cross-correlation search for the integer lag within ``max_lag_s`` around
+    that prior. With FFmpeg's encoders the result is aligned to the sample
+    when ``codec_sr == sr``; when the encoder runs at another rate the
+    residual misalignment is below one sample at ``sr``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    sr : int
+        Sample rate of ``y`` in Hz.
+    codec : str
+        FFmpeg encoder name, e.g. ``"aac"``, ``"libmp3lame"`` or ``"mp3"``
+        (an alias resolving to the available MP3 encoder). See
+        ``av.codecs_available``.
+    bitrate : int
+        Target bit rate in bit/s (e.g. ``32000`` for 32 kbit/s).
+    container : str or None
+        FFmpeg muxer name (``"mp4"``, ``"adts"``, ``"mp3"``, ...). ``None``
+        picks ``"mp4"`` for AAC and ``"mp3"`` for MP3.
+    codec_sr : int or None
+        Sample rate in Hz the encoder runs at. ``None`` uses ``sr`` when the
+        encoder supports it, else the next supported rate up.
+    max_lag_s : float
+        Half-width in seconds of the lag search around the known priming.
+    align_window_s : float
+        Length in seconds of the (loudest) excerpt of ``y`` used for the
+        cross-correlation; bounds the cost on long inputs.
+
+    Returns
+    -------
+    y_coded : np.ndarray [shape=(n,), dtype=float32]
+        Decoded signal, time-aligned with ``y`` and of the same length.
+
+    Raises
+    ------
+    ValueError
+        If the encoder is not available in the PyAV build or ``bitrate`` is
+        not in bit/s.
+    """
+    x = _as_mono_float32(y)
+    sr = int(sr)
+    if bitrate < 1000:
+        raise ValueError(f"bitrate is in bit/s (e.g. 32000), got {bitrate}")
+    try:
+        encoder = av.Codec(codec, "w")
+    except Exception as exc:  # av raises its own UnknownCodecError
+        raise ValueError(f"encoder {codec!r} is not available in this PyAV build") from exc
+    if x.size == 0:
+        return x.copy()
+    name = encoder.name
+    container = container or _DEFAULT_CONTAINER.get(name) or _DEFAULT_CONTAINER.get(codec)
+    if container is None:
+        raise ValueError(f"no default container for {codec!r}; pass container=")
+    rate = int(codec_sr) if codec_sr else _encoder_rate(encoder, sr)
+    data = _encode(x, sr, name, container, bitrate, rate, _encoder_format(encoder))
+    z = _decode_to_mono(io.BytesIO(data), sr)
+    prior = round(_KNOWN_PRIMING.get((name, container), 0) * sr / rate)
+    lag = _estimate_lag(
+        z, x, prior, max_lag=round(max_lag_s * sr), window=round(align_window_s * sr)
+    )
+    return _shift_to_length(z, lag, x.size)
+
+
+# --------------------------------------------------------------------------- #
+# Signal-domain transforms
+# --------------------------------------------------------------------------- #
+
+
+def add_white_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise at an exact signal-to-noise ratio.
+
+    The noise realization is rescaled so that its mean power is exactly
+    ``mean(y**2) / 10**(snr_db / 10)``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    snr_db : float
+        Signal-to-noise ratio in dB, relative to the mean power of ``y``.
+    rng : np.random.Generator
+        Random generator for the noise.
+
+    Returns
+    -------
+    y_noisy : np.ndarray [shape=(n,), dtype=float32]
+        ``y`` plus noise. A silent input is returned unchanged.
+    """
+    x = _as_mono_float32(y)
+    signal_power = _rms(x) ** 2
+    noise = rng.standard_normal(x.size)
+    noise_power = float(np.mean(noise**2)) if x.size else 0.0
+    if signal_power <= 0.0 or noise_power <= 0.0:
+        return x.copy()
+    scale = math.sqrt(signal_power / 10.0 ** (snr_db / 10.0) / noise_power)
+    return (x + scale * noise).astype(np.float32)
+
+
+def change_speed(
+    y: np.ndarray, sr: int, factor: float, *, max_denominator: int = 1000
+) -> np.ndarray:
+    """Speed up or slow down playback, pitch included (tape/vinyl style).
+
+    Implemented as band-limited polyphase resampling
+    (:func:`scipy.signal.resample_poly`) by the rational approximation
+    ``up / down`` of ``1 / factor``, the result being played back at the
+    same ``sr``: durations are divided and frequencies multiplied by
+    ``factor``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    sr : int
+        Sample rate in Hz (unchanged by the transform; kept for API symmetry
+        and validation).
+    factor : float > 0
+        Speed factor: ``1.04`` plays 4 % faster (output ``n / 1.04`` samples
+        long, pitch up by 4 %), ``0.96`` plays 4 % slower.
+    max_denominator : int
+        Largest ``up``/``down`` allowed in the rational approximation; with
+        the default the factor error is below 1e-6 for usual factors.
+
+    Returns
+    -------
+    y_fast : np.ndarray [shape=(≈ n / factor,), dtype=float32]
+        Resampled signal.
+    """
+    x = _as_mono_float32(y)
+    if factor <= 0 or sr <= 0:
+        raise ValueError(f"factor and sr must be > 0, got factor={factor}, sr={sr}")
+    ratio = Fraction(factor).limit_denominator(max_denominator)
+    if ratio == 1 or x.size == 0:
+        return x.copy()
+    up, down = ratio.denominator, ratio.numerator
+    return scipy.signal.resample_poly(x, up, down).astype(np.float32)
+
+
+def change_tempo(
+    y: np.ndarray,
+    sr: int,
+    factor: float,
+    *,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+) -> np.ndarray:
+    """Change tempo while preserving pitch (phase-vocoder time stretch).
+
+    Thin wrapper around :func:`librosa.effects.time_stretch`.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    sr : int
+        Sample rate in Hz; only used to choose ``n_fft`` when it is ``None``.
+    factor : float > 0
+        Tempo factor: ``1.05`` is 5 % faster (output ``n / 1.05`` samples).
+    n_fft : int or None
+        STFT size in samples. ``None`` uses the power of two closest to
+        93 ms at ``sr`` (2048 at 22050 Hz).
+    hop_length : int or None
+        STFT hop in samples; ``None`` means ``n_fft // 4``.
+
+    Returns
+    -------
+    y_stretched : np.ndarray [shape=(round(n / factor),), dtype=float32]
+        Time-stretched signal.
+    """
+    x = _as_mono_float32(y)
+    if factor <= 0:
+        raise ValueError(f"factor must be > 0, got {factor}")
+    if factor == 1.0 or x.size == 0:
+        return x.copy()
+    if n_fft is None:
+        n_fft = 2 ** round(math.log2(0.093 * sr))
+    out = librosa.effects.time_stretch(x, rate=factor, n_fft=n_fft, hop_length=hop_length)
+    return out.astype(np.float32)
+
+
+def band_pass(
+    y: np.ndarray,
+    sr: int,
+    low_hz: float = 300.0,
+    high_hz: float = 3400.0,
+    *,
+    order: int = 8,
+) -> np.ndarray:
+    """Telephone-band filter: zero-phase Butterworth band-pass.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    sr : int
+        Sample rate in Hz.
+    low_hz, high_hz : float
+        -3 dB band edges in Hz (of one pass; the forward-backward filtering
+        squares the magnitude response, so the edges end up at -6 dB).
+        If ``high_hz`` is at or above Nyquist a high-pass is used instead.
+    order : int
+        Butterworth order per band edge. The default 8 gives > 20 dB of
+        attenuation at 3.9 kHz (and > 75 dB at 100 Hz) after
+        :func:`scipy.signal.sosfiltfilt`.
+
+    Returns
+    -------
+    y_band : np.ndarray [shape=(n,), dtype=float32]
+        Filtered signal.
+    """
+    x = _as_mono_float32(y)
+    if not 0 < low_hz < 0.5 * sr:
+        raise ValueError(f"low_hz must be in (0, sr/2), got {low_hz}")
+    if high_hz >= 0.5 * sr:
+        sos = scipy.signal.butter(order, low_hz, btype="highpass", fs=sr, output="sos")
+    else:
+        sos = scipy.signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
+    if x.size <= 3 * (2 * sos.shape[0] + 1):  # too short for sosfiltfilt padding
+        return scipy.signal.sosfilt(sos, x).astype(np.float32)
+    return scipy.signal.sosfiltfilt(sos, x).astype(np.float32)
+
+
+def _one_pole(x: np.ndarray, sr: int, time_ms: float) -> np.ndarray:
+    """Exponential smoother ``s[n] = a s[n-1] + (1 - a) x[n]`` with 1/e time ``time_ms``."""
+    a = math.exp(-1.0 / max(time_ms * 1e-3 * sr, 1e-9))
+    return scipy.signal.lfilter([1.0 - a], [1.0, -a], x)
+
+
+def quieter_compressed(
+    y: np.ndarray,
+    sr: int,
+    gain_db: float = -12.0,
+    *,
+    threshold_db: float = -6.0,
+    threshold_ref: Literal["rms", "full_scale"] = "rms",
+    ratio: float = 4.0,
+    attack_ms: float = 10.0,
+    release_ms: float = 150.0,
+) -> np.ndarray:
+    """Lower the level, then apply a feed-forward dynamic range compressor.
+
+    Detector: the power ``x**2`` is smoothed by two one-pole filters
+    (:func:`scipy.signal.lfilter`), one with the attack and one with the
+    release time constant; the envelope is their element-wise maximum, so it
+    rises with the attack time and decays with the release time (a
+    vectorized approximation of the classic branching peak follower).
+    Static curve: above the threshold, the level in dB is divided by
+    ``ratio``. No make-up gain.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono input signal.
+    sr : int
+        Sample rate in Hz.
+    gain_db : float
+        Gain applied before compression, in dB (``-12`` = 12 dB quieter).
+    threshold_db : float
+        Compressor threshold in dB, relative to ``threshold_ref``.
+    threshold_ref : {"rms", "full_scale"}
+        ``"rms"``: the threshold is relative to the overall RMS level of the
+        attenuated signal, so the amount of compression does not depend on
+        the recording level. ``"full_scale"``: absolute dBFS.
+    ratio : float >= 1
+        Compression ratio (4 means 4 dB in -> 1 dB out above threshold).
+    attack_ms, release_ms : float
+        Detector time constants in milliseconds (1/e times).
+
+    Returns
+    -------
+    y_comp : np.ndarray [shape=(n,), dtype=float32]
+        Attenuated and compressed signal.
+    """
+    x = _as_mono_float32(y).astype(np.float64) * 10.0 ** (gain_db / 20.0)
+    if ratio < 1:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    if x.size == 0:
+        return x.astype(np.float32)
+    power = x * x
+    envelope = np.maximum(_one_pole(power, sr, attack_ms), _one_pole(power, sr, release_ms))
+    level_db = 10.0 * np.log10(envelope + _EPS)
+    thr = threshold_db
+    if threshold_ref == "rms":
+        thr += 10.0 * math.log10(float(np.mean(power)) + _EPS)
+    elif threshold_ref != "full_scale":
+        raise ValueError(f"threshold_ref must be 'rms' or 'full_scale', got {threshold_ref!r}")
+    reduction_db = (1.0 - 1.0 / ratio) * np.maximum(level_db - thr, 0.0)
+    return (x * 10.0 ** (-reduction_db / 20.0)).astype(np.float32)
+
+
+def mix_speech(
+    y: np.ndarray, speech: np.ndarray, level_db: float = -6.0, *, offset: int = 0
+) -> np.ndarray:
+    """Mix a speech track (commentary) over the programme.
+
+    The speech is looped (or trimmed) to the length of ``y`` starting at
+    sample ``offset`` and scaled so that its RMS is ``level_db`` relative to
+    the RMS of ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono programme signal.
+    speech : np.ndarray [shape=(m,)]
+        Mono speech signal at the same sample rate as ``y``.
+    level_db : float
+        Speech level in dB relative to the programme RMS.
+    offset : int
+        Start sample within ``speech`` (taken modulo ``m``).
+
+    Returns
+    -------
+    y_mix : np.ndarray [shape=(n,), dtype=float32]
+        Programme plus speech. Returned unchanged if either part is silent.
+    """
+    x = _as_mono_float32(y)
+    s = _as_mono_float32(speech, name="speech")
+    if s.size == 0:
+        raise ValueError("speech is empty")
+    looped = np.resize(np.roll(s, -(int(offset) % s.size)), x.size)
+    rms_x, rms_s = _rms(x), _rms(looped)
+    if rms_x <= 0.0 or rms_s <= 0.0:
+        return x.copy()
+    gain = rms_x / rms_s * 10.0 ** (level_db / 20.0)
+    return (x + gain * looped).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# Cutting helpers
+# --------------------------------------------------------------------------- #
+
+
+def cut(y: np.ndarray, sr: int, start_s: float, seconds: float) -> np.ndarray:
+    """Extract ``seconds`` of audio starting at ``start_s``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal.
+    sr : int
+        Sample rate in Hz.
+    start_s : float >= 0
+        Start time in seconds.
+    seconds : float > 0
+        Excerpt duration in seconds.
+
+    Returns
+    -------
+    excerpt : np.ndarray [shape=(round(seconds * sr),), dtype=float32]
+        A copy of the excerpt.
+
+    Raises
+    ------
+    ValueError
+        If the excerpt does not lie inside ``y``.
+    """
+    x = _as_mono_float32(y)
+    start = round(start_s * sr)
+    length = round(seconds * sr)
+    if start < 0 or length <= 0 or start + length > x.size:
+        raise ValueError(
+            f"cut [{start_s}, {start_s + seconds}] s is outside the signal "
+            f"(0 to {x.size / sr:.3f} s)"
+        )
+    return x[start : start + length].copy()
+
+
+def random_cuts(
+    duration_s: float,
+    seconds: float,
+    n: int,
+    rng: np.random.Generator,
+    margin_s: float = 0.0,
+) -> np.ndarray:
+    """Draw random excerpt start times, uniformly over the usable range.
+
+    Parameters
+    ----------
+    duration_s : float
+        Duration of the source in seconds.
+    seconds : float
+        Excerpt duration in seconds.
+    n : int
+        Number of start times to draw.
+    rng : np.random.Generator
+        Random generator.
+    margin_s : float
+        Seconds to keep clear at both ends of the source.
+
+    Returns
+    -------
+    starts : np.ndarray [shape=(n,), dtype=float64]
+        Start times in seconds, each in
+        ``[margin_s, duration_s - margin_s - seconds]``.
+
+    Raises
+    ------
+    ValueError
+        If the source is too short for one excerpt plus the margins.
+    """
+    lo, hi = margin_s, duration_s - margin_s - seconds
+    if seconds <= 0 or hi < lo:
+        raise ValueError(f"cannot cut {seconds} s with {margin_s} s margins from {duration_s} s")
+    return rng.uniform(lo, hi, size=n)
+
+
+# --------------------------------------------------------------------------- #
+# Registry
+# --------------------------------------------------------------------------- #
+
+
+def _clean(y, sr, rng, speech) -> np.ndarray:
+    return _as_mono_float32(y).copy()
+
+
+def _codec(codec: str, bitrate: int) -> Transform:
+    def transform(y, sr, rng, speech) -> np.ndarray:
+        return codec_roundtrip(y, sr, codec, bitrate)
+
+    return transform
+
+
+def _noise(snr_db: float) -> Transform:
+    def transform(y, sr, rng, speech) -> np.ndarray:
+        return add_white_noise(y, snr_db, rng)
+
+    return transform
+
+
+def _speed(factor: float) -> Transform:
+    def transform(y, sr, rng, speech) -> np.ndarray:
+        return change_speed(y, sr, factor)
+
+    return transform
+
+
+def _tempo(factor: float) -> Transform:
+    def transform(y, sr, rng, speech) -> np.ndarray:
+        return change_tempo(y, sr, factor)
+
+    return transform
+
+
+def _bandpass(y, sr, rng, speech) -> np.ndarray:
+    return band_pass(y, sr, 300.0, 3400.0)
+
+
+def _quiet_compressed(y, sr, rng, speech) -> np.ndarray:
+    return quieter_compressed(y, sr, -12.0)
+
+
+def _commentary(y, sr, rng, speech) -> np.ndarray:
+    if speech is None:
+        raise ValueError("the 'commentary' transform needs a speech track (speech=None)")
+    offset = int(rng.integers(0, max(len(speech), 1)))
+    return mix_speech(y, speech, -6.0, offset=offset)
+
+
+_SPEEDS: dict[str, float] = {"speed+1": 1.01, "speed+2": 1.02, "speed+4": 1.04, "speed-4": 0.96}
+_TEMPOS: dict[str, float] = {"tempo+5": 1.05}
+
+TRANSFORMS: dict[str, Transform] = {
+    "clean": _clean,
+    "aac32": _codec("aac", 32_000),
+    "mp3_48": _codec("mp3", 48_000),
+    "noise10": _noise(10.0),
+    "noise5": _noise(5.0),
+    "noise0": _noise(0.0),
+    **{name: _speed(f) for name, f in _SPEEDS.items()},
+    **{name: _tempo(f) for name, f in _TEMPOS.items()},
+    "bandpass": _bandpass,
+    "quiet_compressed": _quiet_compressed,
+    "commentary": _commentary,
+}
+"""Pirate variants: name -> ``f(y, sr, rng, speech) -> y2`` (all float32 mono).
+
+``rng`` drives the random parts (noise, speech offset); ``speech`` is a mono
+speech track at ``sr`` and is required by ``"commentary"`` only (a
+``ValueError`` is raised if it is ``None``)."""
+
+SPEED_OF: dict[str, float] = {name: 1.0 for name in TRANSFORMS} | _SPEEDS | _TEMPOS
+"""True time-scale factor of each variant: the variant's time ``t'`` maps to
+the original time ``t = t' * factor`` (``> 1``: the copy plays faster)."""

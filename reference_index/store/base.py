@@ -1,0 +1,109 @@
+"""The posting-store contract shared by the embedded and the PostgreSQL stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Hits", "ParamsMismatch", "PostingStore", "Track"]
+
+
+class ParamsMismatch(Exception):
+    """The index was built with other fingerprint parameters; mixing them would be wrong."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """A stretch of reference content whose postings share one time axis.
+
+    Attributes
+    ----------
+    id : int
+        Store-wide id.
+    channel_id : str
+        Catalog channel the content belongs to.
+    source : str
+        Recording path/URL or live feed id; re-indexing the same source replaces the track.
+    kind : str
+        ``"asset"`` (times from the recording's start) or ``"live"`` (times from ``start``
+        as UTC).
+    start : float
+        UTC epoch seconds of frame 0 for live tracks; 0.0 for assets.
+    frames : int
+        Length in frames (1 + the last posting's frame).
+    hop_seconds : float
+        Seconds per frame.
+    """
+
+    id: int
+    channel_id: str
+    source: str
+    kind: str
+    start: float
+    frames: int
+    hop_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        """Duration covered, in seconds."""
+        return self.frames * self.hop_seconds
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "channel_id": self.channel_id,
+            "source": self.source,
+            "kind": self.kind,
+            "start": self.start,
+            "frames": self.frames,
+            "hop_seconds": self.hop_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Postings that matched query keys: parallel arrays, one element per hit."""
+
+    query_pos: np.ndarray
+    track: np.ndarray
+    frame: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of hits."""
+        return int(self.query_pos.size)
+
+
+@runtime_checkable
+class PostingStore(Protocol):
+    """Postings ``key -> (track, frame)`` of one modality, plus the tracks they belong to."""
+
+    def tracks(self) -> dict[int, Track]:
+        """Tracks currently visible to queries."""
+        ...
+
+    def add_track(
+        self,
+        channel_id: str,
+        source: str,
+        keys: np.ndarray,
+        frames: np.ndarray,
+        *,
+        hop_seconds: float,
+        kind: str = "asset",
+        start: float = 0.0,
+        length_frames: int | None = None,
+    ) -> Track:
+        """Store a whole track atomically, replacing any track of the same channel and source."""
+        ...
+
+    def remove_tracks(self, track_ids: list[int]) -> None:
+        """Hide tracks from queries (their postings go at the next compaction)."""
+        ...
+
+    def lookup(self, keys: np.ndarray, track_ids: np.ndarray | None = None) -> Hits:
+        """Every posting whose key is in ``keys`` (optionally only of ``track_ids``)."""
+        ...

@@ -1,0 +1,214 @@
+"""The ``vigie`` command line (typer). Its commands and JSON shapes are a public contract."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from fingerprinting.align import NullCalibration
+from fingerprinting.decode import DecodeError
+from reference_index.batch import IndexedFile, expand_sources, reindex
+from reference_index.calibrate import measure_null_scores
+from reference_index.catalog import Catalog, CatalogError
+from reference_index.index import Index
+from reference_index.store.base import ParamsMismatch
+
+from .detect import scan_source
+from .settings import Settings
+
+app = typer.Typer(help="Vigie: find pirate restreams of TV channels.", no_args_is_help=True)
+channels_app = typer.Typer(help="Manage the channel catalog.", no_args_is_help=True)
+app.add_typer(channels_app, name="channels")
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error and return the exit to raise."""
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _catalog(settings: Settings) -> Catalog:
+    return Catalog(settings.catalog_url)
+
+
+def _index(settings: Settings) -> Index:
+    try:
+        return Index(settings.index_dir)
+    except ParamsMismatch as exc:
+        raise _fail(str(exc)) from None
+
+
+@channels_app.command("add")
+def channels_add(
+    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Short stable id, e.g. tf1-hd.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    owner: Annotated[str | None, typer.Option("--owner", help="Rights holder.")] = None,
+    simulcast_group: Annotated[
+        str | None, typer.Option("--group", help="Simulcast group (HD/SD/regional variants).")
+    ] = None,
+) -> None:
+    """Register a channel."""
+    settings = _settings()
+    try:
+        ch = _catalog(settings).add_channel(channel_id, name, owner, simulcast_group)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"added channel {ch.id} ({ch.name})")
+
+
+@channels_app.command("list")
+def channels_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List channels with the hours of reference indexed for each."""
+    settings = _settings()
+    channels = _catalog(settings).channels()
+    hours: dict[str, float] = {}
+    if settings.index_dir.exists():
+        for t in _index(settings).audio.tracks().values():
+            hours[t.channel_id] = hours.get(t.channel_id, 0.0) + t.seconds / 3600.0
+    rows = [{**c.as_dict(), "indexed_hours": round(hours.get(c.id, 0.0), 4)} for c in channels]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "owner", "group", "indexed h")
+    for r in rows:
+        table.add_row(
+            r["id"], r["name"], r["owner"] or "", r["simulcast_group"], f"{r['indexed_hours']:.2f}"
+        )
+    Console().print(table)
+
+
+@app.command("reindex")
+def reindex_cmd(
+    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Channel to index into.")],
+    sources: Annotated[
+        list[str], typer.Argument(metavar="PATH_OR_URL...", help="Recordings, folders, URLs.")
+    ],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Fingerprint recordings into a channel (re-running replaces, never duplicates)."""
+    settings = _settings()
+    try:
+        _catalog(settings).require(channel_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    files = expand_sources(sources)
+    if not files:
+        raise _fail("no media files found in " + ", ".join(sources))
+    index = _index(settings)
+    failed: list[IndexedFile] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[hours]:.2f} h"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(f"indexing {channel_id}", total=len(files), hours=0.0)
+
+        def on_done(done: IndexedFile) -> None:
+            if done.error:
+                failed.append(done)
+            hours = progress.tasks[0].fields["hours"] + done.seconds / 3600.0
+            progress.update(task, advance=1, hours=hours)
+
+        results = reindex(index, channel_id, files, jobs=jobs, on_done=on_done)
+    ok = [r for r in results if r.track]
+    hours = sum(r.seconds for r in ok) / 3600.0
+    typer.echo(f"indexed {len(ok)} of {len(results)} recordings ({hours:.2f} h) into {channel_id}")
+    for f in failed:
+        err.print(f"skipped: {f.error}", markup=False, highlight=False)
+    if not ok:
+        raise typer.Exit(2)
+
+
+@app.command("scan")
+def scan_cmd(
+    source: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="Suspect file or stream.")],
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=0.5, max=600, help="Sample length (s).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result only.")] = False,
+) -> None:
+    """Sample a suspect source and name the channel it restreams, if any."""
+    settings = _settings()
+    index = _index(settings)
+    try:
+        result = scan_source(
+            source, index, seconds or settings.scan_seconds, settings.match_confidence
+        )
+    except DecodeError as exc:
+        raise _fail(str(exc)) from None
+    data = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    if not result.matches:
+        typer.echo(f"no_match ({data['sample']['seconds']} s sampled from {source})")
+    for m in data["matches"]:
+        typer.echo(
+            f"match: channel {m['channel_id']} at {m['offset_seconds']} s, speed {m['speed']}, "
+            f"confidence {m['confidence']}, {m['audio']['votes']} aligned hashes"
+        )
+    typer.echo(json.dumps(data))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    negatives: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH...", help="Audio that is NOT in the index (files/folders)."),
+    ],
+    seconds: Annotated[float, typer.Option("--seconds", help="Query length (s).")] = 10.0,
+    queries: Annotated[int, typer.Option("--queries", min=50, help="Null queries.")] = 300,
+) -> None:
+    """Measure the null score distribution of this index and store its calibration."""
+    settings = _settings()
+    index = _index(settings)
+    files = expand_sources(negatives)
+    try:
+        scores = measure_null_scores(index, files, seconds=seconds, n_queries=queries)
+    except (DecodeError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    cal = NullCalibration.fit(scores)
+    path = Path(index.root) / "audio" / "calibration.json"
+    cal.save(path)
+    typer.echo(
+        f"calibrated on {cal.n_queries} null queries: slope {cal.slope:.3f}, "
+        f"threshold {cal.threshold:.2f}, max null score {cal.max_null_score:.2f} -> {path}"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from fingerprinting import audio
+from fingerprinting.align import NullCalibration, model_score, vote
+from fingerprinting.audio import AudioParams
+
+
+def _vote_against(ref_print, query_pcm, p=AudioParams()):
+    """Vote a query against one reference track (id 7) with exact hash lookup."""
+    pk = audio.query_peaks(query_pcm, p)
+    hyps = audio.speed_hypotheses(p)
+    hashes, ref_frames, hyp = audio.query_hashes(pk, p, hyps)
+    order = np.argsort(ref_print.hashes, kind="stable")
+    keys = ref_print.hashes[order]
+    lo = np.searchsorted(keys, hashes, "left")
+    hi = np.searchsorted(keys, hashes, "right")
+    counts = hi - lo
+    qpos = np.repeat(np.arange(hashes.size), counts)
+    pos = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    pos += np.arange(pos.size)
+    frames = ref_print.frames[order][pos].astype(np.int64)
+    return vote(
+        hashes,
+        ref_frames,
+        hyp,
+        qpos,
+        np.full(qpos.size, 7),
+        frames,
+        hyps.speeds,
+        hyps.pitch_follows,
+        searched_frames=1e5,
+    )
+
+
+@pytest.mark.parametrize("start_s", [3.0, 17.5, 41.25])
+def test_alignment_finds_known_offsets(programme, start_s):
+    ref = audio.fingerprint(programme)
+    q = programme[int(start_s * 8000) : int((start_s + 10) * 8000)]
+    best = _vote_against(ref, q)[0]
+    assert best.track == 7
+    assert best.offset_frames * ref.hop_seconds == pytest.approx(start_s, abs=0.05)
+    assert best.speed == pytest.approx(1.0, abs=0.01)  # 10 s cannot tell 1 % of tempo
+    assert best.votes > 50
+
+
+def test_unrelated_audio_gets_few_votes(programme, other_programme):
+    ref = audio.fingerprint(programme)
+    res = _vote_against(ref, other_programme[: 10 * 8000])
+    assert not res or res[0].votes < 10
+
+
+def test_model_score_grows_with_votes_and_with_fewer_bins():
+    mu = np.full(5, 1e-3)
+    s = model_score(np.array([2, 5, 20, 200]), mu, 1e5)
+    assert np.all(np.diff(s) > 0) and s[0] >= 0
+    assert model_score(np.array([5]), mu, 1e3)[0] > model_score(np.array([5]), mu, 1e6)[0]
+    assert np.isfinite(s).all()
+
+
+def test_calibration_fit_is_monotone_and_matches_its_null():
+    rng = np.random.default_rng(0)
+    null = rng.exponential(2.0, 2000)
+    cal = NullCalibration.fit(null)
+    assert cal.n_queries == 2000
+    # The fitted tail reproduces the empirical tail where there is data.
+    for s in (6.0, 9.0):
+        assert cal.p_value(s) == pytest.approx((null >= s).mean(), rel=0.35)
+    ps = [cal.p_value(s) for s in np.linspace(0, 60, 50)]
+    assert all(a >= b for a, b in zip(ps, ps[1:], strict=False))
+    assert cal.confidence(60.0) > 0.999999
+    with pytest.raises(ValueError, match="at least 50"):
+        NullCalibration.fit(null[:10])
+
+
+def test_calibration_roundtrip(tmp_path):
+    cal = NullCalibration(1.0, 0.1, 0.5, 300, 4.0)
+    cal.save(tmp_path / "c.json")
+    assert NullCalibration.load(tmp_path / "c.json") == cal
