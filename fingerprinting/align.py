@@ -1,18 +1,21 @@
-"""Offset-histogram voting and its calibrated confidence.
+"""Slope-tolerant offset voting and its calibrated confidence.
 
-A true match makes many query landmarks hit reference postings at one and the same time
-offset (for the right speed hypothesis); chance hits scatter over all offsets of all tracks.
-:func:`vote` counts, for every (hypothesis, track, offset) bin, the distinct query landmarks
-that land in it (plus the two neighbouring bins, which absorbs rounding), and keeps the best
-bin of each track.
+A true match makes many query triplets hit reference postings along one line
+``t_ref = offset + speed x t_query``; chance hits scatter over all tracks and times. Voting
+runs in two stages, both vectorised:
 
-Confidence. Under the null hypothesis (the query is in no reference) the hits of hypothesis
-``h`` are spread over ``B`` offset bins -- ``B`` = frames searched in the index -- so a bin
-count is Poisson with mean ``mu_h = 3 H_h / B`` and the chance that *any* of the ``B x
-n_hypotheses`` bins reaches ``v`` votes is ``p = 1 - prod_h (1 - P[Poisson(mu_h) >= v])^B``.
-That model ignores that real audio repeats itself, so it is too optimistic on real negatives;
+1. coarse: count distinct query triplets per (track, 0.5 s offset bin) -- a 5 % speed change
+   drifts by at most 0.5 s over a 10 s sample -- and keep the best bins;
+2. fine: in each kept bin, search the speed (slope) on a grid and the offset to one frame,
+   counting the triplets within +-1 frame of the line. That count is the ``votes``.
+
+Confidence. Under the null hypothesis (the sample is in no reference) the ``H`` hits fall
+anywhere in the ``B`` frames searched, so the count along one line is Poisson with mean
+``mu = 3 H / B``, and the chance that one of the ``B x n_speeds`` lines reaches ``v`` votes is
+``p = 1 - (1 - P[Poisson(mu) >= v])^(B n_speeds)``. Real audio repeats itself (loops,
+sustained notes, shared keys and tempi), so real negatives score higher than that model says;
 :class:`NullCalibration` corrects it with the tail of the score ``-log10 p`` *measured* on
-queries known not to be in the index (see ``fingerprinting/README.md`` and ``bench``).
+samples known not to be in the index (``vigie calibrate``, ``python -m bench``).
 """
 
 from __future__ import annotations
@@ -24,30 +27,28 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-__all__ = ["Alignment", "NullCalibration", "vote", "model_score"]
+__all__ = ["Alignment", "NullCalibration", "model_score", "vote"]
 
 _MAX_SCORE = 300.0
 
 
 @dataclass(frozen=True)
 class Alignment:
-    """Best offset of one track for one query.
+    """Best line of one track for one query.
 
     Attributes
     ----------
     track : int
         Track id in the index.
     offset_frames : float
-        Reference frame where the query's frame 0 lies (reference time = offset + speed x
-        query time).
+        Reference frame where the sample's frame 0 lies.
     speed : float
-        Suspect speed relative to the reference (1.04 = 4 % fast).
-    pitch_follows : bool
-        Whether the speed change also scaled the pitch.
+        Sample speed relative to the reference (1.04 = 4 % fast): reference time advances
+        ``speed`` frames per sample frame.
     votes : int
-        Distinct query landmarks agreeing on this offset.
+        Distinct query triplets within one frame of the line.
     hits : int
-        All hits of the winning hypothesis on the index (the chance background).
+        All hits of the query on the index (the chance background).
     score : float
         ``-log10`` of the model chance probability (see module doc); higher is stronger.
     """
@@ -55,7 +56,6 @@ class Alignment:
     track: int
     offset_frames: float
     speed: float
-    pitch_follows: bool
     votes: int
     hits: int
     score: float
@@ -69,15 +69,13 @@ def model_score(votes: np.ndarray, mu: np.ndarray, bins: float) -> np.ndarray:
     votes : ndarray of int
         Vote counts to score.
     mu : ndarray of float
-        Mean chance votes per bin, one per hypothesis.
+        Mean chance votes per bin, one per hypothesis (speed).
     bins : float
         Offset bins per hypothesis (frames searched).
     """
     votes = np.asarray(votes, np.float64)[:, None]
     mu = np.maximum(np.asarray(mu, np.float64)[None, :], 1e-12)
-    # log P[Poisson(mu) >= v] for every (votes, hypothesis)
     log_tail = stats.poisson.logsf(votes - 1, mu)
-    # log P[no bin reaches v] = B * sum_h log(1 - tail_h)
     log_none = bins * np.sum(np.log1p(-np.minimum(np.exp(log_tail), 1 - 1e-16)), axis=1)
     p = -np.expm1(log_none)
     # Where p underflows, use the union bound p ~ B * sum_h tail_h (accurate when tiny).
@@ -93,96 +91,103 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
         return (m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))).squeeze(axis)
 
 
+def _distinct_counts(key: np.ndarray, voter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ``key`` values with the number of distinct ``voter`` values of each."""
+    n_v = int(voter.max()) + 1
+    keys = np.unique(key * n_v + voter) // n_v  # sorted, so equal keys are adjacent
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.diff(np.append(starts, keys.size))
+
+
 def vote(
-    query_index: np.ndarray,
-    query_ref_frames: np.ndarray,
-    query_hyp: np.ndarray,
-    hit_query: np.ndarray,
+    query_triplet: np.ndarray,
+    query_frames: np.ndarray,
     hit_track: np.ndarray,
     hit_frame: np.ndarray,
-    speeds: np.ndarray,
-    pitch_follows: np.ndarray,
     searched_frames: float,
     *,
+    max_speed_change: float = 0.05,
+    speed_step: float = 0.0025,
+    coarse_frames: int = 16,
+    candidates: int = 8,
     top: int = 5,
 ) -> list[Alignment]:
-    """Vote on offsets and return the best alignment of up to ``top`` tracks.
+    """Find the best line of up to ``top`` tracks.
 
     Parameters
     ----------
-    query_index : ndarray of int
-        Distinct id of each query landmark (the same pair under the same hypothesis).
-    query_ref_frames : ndarray of float
-        Each query landmark's anchor time mapped to reference frames (query frame x speed).
-    query_hyp : ndarray of int
-        Hypothesis index of each query landmark.
-    hit_query : ndarray of int
-        For each posting hit, the position of the query landmark in the three arrays above.
-    hit_track, hit_frame : ndarray of int
-        The hit posting's track id and reference frame.
-    speeds, pitch_follows : ndarray
-        The hypotheses (see :class:`fingerprinting.types.SpeedHypotheses`).
+    query_triplet : ndarray of int, one per hit
+        Query triplet that made the hit (each triplet votes once per line).
+    query_frames : ndarray of float, one per hit
+        That triplet's anchor time in the sample (frames).
+    hit_track, hit_frame : ndarray of int, one per hit
+        Track id and reference anchor frame of the posting hit.
     searched_frames : float
-        Frames of reference searched (sum of the lengths of the tracks queried): the number
-        of offset bins a chance hit can fall in.
+        Frames of reference searched: the offsets a chance hit can take.
+    coarse_frames : int
+        Width of the first-stage offset bins; must exceed the drift of the largest speed
+        change over the sample (5 % of 10 s = 16 frames of 32 ms).
+    candidates : int
+        First-stage bins refined in the second stage.
     """
-    if hit_query.size == 0:
+    hits = int(hit_track.size)
+    if hits == 0:
         return []
-    n_hyp = speeds.size
-    hyp = query_hyp[hit_query].astype(np.int64)
-    offset = np.floor(hit_frame - query_ref_frames[hit_query] + 0.5).astype(np.int64)
     track = hit_track.astype(np.int64)
-    # One vote per (query landmark, hypothesis, track, offset).
-    qid = query_index[hit_query].astype(np.int64)
-    off_base = offset.min() - 1
-    off = offset - off_base  # >= 1
-    span = int(off.max()) + 2
-    key = (hyp * (int(track.max()) + 1) + track) * span + off
-    n_q = int(qid.max()) + 1
-    if int(key.max()) < np.iinfo(np.int64).max // n_q:
-        key = np.unique(key * n_q + qid) // n_q
-    else:  # too wide to pack: sort on both columns instead
-        order = np.lexsort((qid, key))
-        key, qid = key[order], qid[order]
-        first = np.ones(key.size, bool)
-        first[1:] = (key[1:] != key[:-1]) | (qid[1:] != qid[:-1])
-        key = key[first]
-    keys, counts = np.unique(key, return_counts=True)
-    # Sum each bin with its two neighbours (same hypothesis and track; off never wraps).
+    voter = query_triplet.astype(np.int64)
+    t_ref = hit_frame.astype(np.float64)
+    t_q = query_frames.astype(np.float64)
+    # Stage 1: coarse offset bins, each summed with its neighbours.
+    cbin = np.floor((t_ref - t_q) / coarse_frames).astype(np.int64)
+    cbin -= cbin.min() - 1
+    span = int(cbin.max()) + 2
+    keys, counts = _distinct_counts(track * span + cbin, voter)
     window = counts.copy()
     for d in (-1, 1):
-        pos = np.searchsorted(keys, keys + d)
-        pos_c = np.minimum(pos, keys.size - 1)
-        window += np.where(keys[pos_c] == keys + d, counts[pos_c], 0)
-    hits_per_hyp = np.bincount(hyp, minlength=n_hyp)
-    mu = 3.0 * hits_per_hyp / max(searched_frames, 1.0)
-    # Best bin per track.
-    track_of = (keys // span) % (int(track.max()) + 1)
-    hyp_of = keys // span // (int(track.max()) + 1)
-    closeness = np.abs(np.asarray(speeds, np.float64)[hyp_of] - 1.0)
-    # Ties on the window go to the sharpest peak, then to the speed nearest 1: short queries
-    # barely tell a 0.4 % tempo change from none.
-    order = np.lexsort((closeness, -counts, -window, track_of))
-    first = np.ones(order.size, bool)
-    first[1:] = track_of[order][1:] != track_of[order][:-1]
-    best = order[first]
-    best = best[np.argsort(-window[best], kind="stable")][:top]
-    scores = model_score(window[best], mu, max(searched_frames, 1.0))
-    out = []
-    for b, score in zip(best, scores, strict=True):
-        h = int(keys[b] // span // (int(track.max()) + 1))
-        out.append(
-            Alignment(
-                track=int(track_of[b]),
-                offset_frames=float(keys[b] % span + off_base),
-                speed=float(speeds[h]),
-                pitch_follows=bool(pitch_follows[h]),
-                votes=int(window[b]),
-                hits=int(hits_per_hyp[h]),
-                score=float(score),
-            )
-        )
-    return out
+        pos = np.minimum(np.searchsorted(keys, keys + d), keys.size - 1)
+        window += np.where(keys[pos] == keys + d, counts[pos], 0)
+    best = np.argsort(-window, kind="stable")[:candidates]
+    # Stage 2: slope and offset to one frame, near each candidate bin.
+    n_steps = int(round(max_speed_change / speed_step))
+    speeds = 1.0 + speed_step * np.arange(-n_steps, n_steps + 1)
+    mu = np.full(speeds.size, 3.0 * hits / max(searched_frames, 1.0))
+    found: dict[int, Alignment] = {}
+    for k in best:
+        tr, cb = int(keys[k] // span), int(keys[k] % span)
+        near = (track == tr) & (np.abs(cbin - cb) <= 1)
+        line = _best_line(t_ref[near], t_q[near], voter[near], speeds)
+        if line is None:
+            continue
+        offset, speed, votes = line
+        if tr not in found or votes > found[tr].votes:
+            score = float(model_score(np.array([votes]), mu, max(searched_frames, 1.0))[0])
+            found[tr] = Alignment(tr, offset, speed, votes, hits, score)
+    return sorted(found.values(), key=lambda a: -a.votes)[:top]
+
+
+def _best_line(
+    t_ref: np.ndarray, t_q: np.ndarray, voter: np.ndarray, speeds: np.ndarray
+) -> tuple[float, float, int] | None:
+    """Offset (frames), speed and votes of the line through the most distinct voters."""
+    if t_ref.size == 0:
+        return None
+    off = np.floor(t_ref[None, :] - speeds[:, None] * t_q[None, :] + 0.5).astype(np.int64)
+    base = off.min() - 1
+    width = int(off.max() - base) + 2
+    flat = (np.arange(speeds.size)[:, None] * width + (off - base)).ravel()
+    keys, counts = _distinct_counts(flat, np.broadcast_to(voter, off.shape).ravel())
+    grid = np.zeros(speeds.size * width, np.int64)
+    grid[keys] = counts
+    grid = grid.reshape(speeds.size, width)
+    # Votes within +-1 frame of the line (rounding of peak times).
+    win = grid.copy()
+    win[:, 1:] += grid[:, :-1]
+    win[:, :-1] += grid[:, 1:]
+    # Ties go to the sharpest peak, then to the speed nearest 1.
+    closeness = np.abs(speeds - 1.0)[:, None] * np.ones_like(win)
+    order = np.lexsort((closeness.ravel(), -grid.ravel(), -win.ravel()))
+    s, o = divmod(int(order[0]), width)
+    return float(o + base), float(speeds[s]), int(win[s, o])
 
 
 @dataclass(frozen=True)

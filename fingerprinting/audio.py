@@ -1,336 +1,110 @@
-"""Audio fingerprints: spectral landmarks (Wang 2003), vectorized.
+"""Audio fingerprints: speed-invariant triplets of spectral peaks (after Panako, Six 2014).
 
-A landmark is a pair of spectrogram peaks, an *anchor* and a *target* close after it; its
-hash packs the anchor's frequency, the frequency step and the time step. Hashes survive
-codecs, noise, equalisation and loudness changes because only the positions of local maxima
-matter, not their levels. Matching (``align.py``) votes on the time offset between query and
-reference anchors.
+Each anchor peak ``a`` takes the loudest peaks of its target zone and forms triplets
+``(a, b, c)`` with two of them (``t_b <= t_c``). A triplet's hash packs
 
-Speed changes (PAL 4 % speed-up, pirates' tempo tricks) move peaks: playback at speed ``s``
-divides times by ``s`` and, unless pitch is corrected, multiplies frequencies by ``s``. Rather
-than weaker speed-invariant hashes, the *query* side undoes each hypothesised speed on the
-peak coordinates (sub-bin, sub-frame precision) before hashing: :func:`query_hashes`. One
-spectrogram serves all hypotheses, so a 10 s query costs a few thousand extra lookups.
+* the frequency steps ``log2 f_b - log2 f_a`` and ``log2 f_c - log2 f_a`` (octaves),
+* the time ratio ``(t_b - t_a) / (t_c - t_a)``,
+* coarsely, the anchor's frequency and ``log2 (t_c - t_a)``.
+
+A copy played ``s`` times faster multiplies every frequency by ``s`` (unless pitch is
+corrected) and divides every time step by ``s``: frequency *ratios* and time *ratios* do not
+change, and the two coarse components move by at most 0.07 of an octave for ``|s - 1| <= 5 %``.
+So the query probes a few neighbouring hash values instead of searching dozens of speeds, and
+26 bits of a 32-bit hash stay specific enough to query 100 channel-hours at once. Pairs, the
+classic landmark, carry ~16 effective bits here: at 100 channel-hours each lookup would read
+hundreds of postings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from .types import AudioPrint, Peaks, SpeedHypotheses
+from .params import AudioParams
+from .peaks import peaks, peaks_stream, query_peaks
+from .types import AudioPrint, Peaks, QueryPrint
 
 __all__ = [
     "AudioParams",
     "fingerprint",
     "fingerprint_stream",
-    "landmarks",
     "peaks",
-    "peaks_stream",
     "query_peaks",
-    "query_hashes",
-    "speed_hypotheses",
+    "query_print",
+    "triplets",
 ]
 
-# Hash layout (21 of 32 bits used): anchor bin (8 bits) | df + 64 (7 bits) | dt (6 bits).
-_DT_BITS = 6
-_DF_BITS = 7
 
 
-@dataclass(frozen=True)
-class AudioParams:
-    """Landmark parameters. Changing any of them needs a full re-index.
-
-    Attributes
-    ----------
-    sample_rate : int
-        Analysis rate in Hz. 8 kHz keeps 0-4 kHz, where speech, music fundamentals and their
-        strongest harmonics live, and which survives telephone-band filtering and low-bitrate
-        AAC/MP3 (which cut the top end first).
-    n_fft : int
-        FFT size in samples (64 ms at 8 kHz): 15.6 Hz bins resolve harmonics of music and
-        voices while staying stable over the frame.
-    hop_length : int
-        Frame step in samples (32 ms): the time resolution of offsets.
-    fmin_hz, fmax_hz : float
-        Band of frequencies where peaks are picked (Hz). 250-3500 Hz lies inside the
-        300-3400 Hz telephone band edges' roll-off, so band-passed copies keep their peaks.
-    peak_time_radius, peak_freq_radius : int
-        A peak is the maximum of a (2r+1)-frame x (2r+1)-bin neighbourhood (+-128 ms,
-        +-94 Hz). With ``range_db`` these set the density: about 16 peaks/s, 49 hashes/s
-        on the reference media.
-    whiten_frames, whiten_bins : int
-        Size of the local-mean box subtracted from the log spectrogram before the prominence
-        test, so that loud passages and equalisation do not decide where peaks go.
-    min_prominence_db : float
-        A peak must stand this many dB above its local mean; rejects peaks made of noise.
-    floor_db : float
-        Absolute level (dBFS) under which nothing is a peak: digital silence and dither.
-    range_db, range_frames : float, int
-        A peak must be within ``range_db`` dB of the loudest bin of the surrounding
-        ``range_frames`` frames (~1 s). Loud components survive added noise and low bitrates;
-        weak partials do not, so the reference does not spend its hashes on them. Measured:
-        it lifted 5 s recall at 0 dB SNR from 83 % to 100 % on the bench's music queries.
-    fanout : int
-        Targets paired with each reference anchor. More pairs = more robustness and a
-        bigger index.
-    query_fanout : int
-        Targets paired with each query anchor. Larger than ``fanout`` because noise and
-        overdubs add peaks to the suspect sample that push the reference's targets further
-        down the list; extra query pairs cost lookups, not index space.
-    max_dt : int
-        Largest anchor-target time step, in frames (63 -> 2 s). Fits the hash's 6 bits.
-    max_df : int
-        Largest anchor-target frequency step, in bins (either direction). Fits 7 bits.
-    max_speed_change : float
-        Largest relative speed change searched on the query side (0.05 = +-5 %).
-    speed_step : float
-        Step of the speed grid. After undoing a speed the residual error must stay under half
-        a bin at the top of the band: 3500 Hz is bin 224, so steps of 0.4 % leave <= 0.45 bins.
-    """
-
-    sample_rate: int = 8000
-    n_fft: int = 512
-    hop_length: int = 256
-    fmin_hz: float = 250.0
-    fmax_hz: float = 3500.0
-    peak_time_radius: int = 4
-    peak_freq_radius: int = 6
-    whiten_frames: int = 31
-    whiten_bins: int = 25
-    min_prominence_db: float = 6.0
-    floor_db: float = -80.0
-    range_db: float = 20.0
-    query_range_db: float = 20.0
-    range_frames: int = 31
-    fanout: int = 3
-    query_fanout: int = 10
-    triplets: bool = False
-    zone_peaks: int = 32
-    min_df: int = 0
-    max_dt: int = 63
-    max_df: int = 63
-    max_speed_change: float = 0.05
-    speed_step: float = 0.004
-
-    @property
-    def hop_seconds(self) -> float:
-        """Seconds per frame."""
-        return self.hop_length / self.sample_rate
-
-    @property
-    def bin_range(self) -> tuple[int, int]:
-        """FFT bins ``[lo, hi)`` of the analysed band."""
-        hz_per_bin = self.sample_rate / self.n_fft
-        lo = int(np.ceil(self.fmin_hz / hz_per_bin))
-        hi = min(int(np.floor(self.fmax_hz / hz_per_bin)) + 1, self.n_fft // 2 + 1)
-        return lo, hi
-
-    @property
-    def context_frames(self) -> int:
-        """Frames of spectrogram needed on each side of a frame to decide its peaks."""
-        return max(self.whiten_frames // 2, self.peak_time_radius, self.range_frames // 2) + 1
-
-    def as_dict(self) -> dict[str, float | int]:
-        """Plain dict, recorded by the index so it can refuse mixed parameters."""
-        return asdict(self)
+def _octaves(pk: Peaks, p: AudioParams) -> np.ndarray:
+    """Peak frequencies in octaves (log2 Hz)."""
+    lo, _ = p.bin_range
+    return np.log2((pk.bins + lo) * (p.sample_rate / p.n_fft))
 
 
-def _log_spectrogram(pcm: np.ndarray, p: AudioParams) -> np.ndarray:
-    """Log-magnitude spectrogram (dB), shape (frames, bins) of the analysed band."""
-    n_frames = 1 + (pcm.size - p.n_fft) // p.hop_length if pcm.size >= p.n_fft else 0
-    lo, hi = p.bin_range
-    if n_frames <= 0:
-        return np.empty((0, hi - lo), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(pcm, p.n_fft)[:: p.hop_length][:n_frames]
-    window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
-    spec = np.abs(np.fft.rfft(frames * window, axis=1)[:, lo:hi])
-    # Scale so a full-scale sine reads about 0 dBFS.
-    spec *= 2.0 / window.sum()
-    return (20.0 * np.log10(spec + 1e-9)).astype(np.float32)
-
-
-def _pick_peaks(
-    spec: np.ndarray, p: AudioParams, range_db: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Local maxima of ``spec`` (frames, bins) -> integer frame, frame, bin, level (dB).
-
-    Positions are refined to sub-frame and sub-bin precision with a parabola through the
-    maximum and its neighbours, so the query side can rescale them for a speed change.
-    """
-    if spec.shape[0] == 0:
-        return (np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(3)))
-    size = (2 * p.peak_time_radius + 1, 2 * p.peak_freq_radius + 1)
-    is_max = spec == ndimage.maximum_filter(spec, size=size, mode="nearest")
-    local_mean = ndimage.uniform_filter(spec, size=(p.whiten_frames, p.whiten_bins), mode="nearest")
-    loudest = ndimage.maximum_filter1d(spec.max(axis=1), p.range_frames, mode="nearest")
-    keep = is_max & (spec - local_mean >= p.min_prominence_db) & (spec >= p.floor_db)
-    keep &= spec >= (loudest - range_db)[:, None]
-    t, f = np.nonzero(keep)
-    # Parabolic refinement along each axis; edges stay at the integer position.
-    tf = t.astype(np.float64)
-    ff = f.astype(np.float64)
-    inner_t = (t > 0) & (t < spec.shape[0] - 1)
-    inner_f = (f > 0) & (f < spec.shape[1] - 1)
-    c = spec[t, f].astype(np.float64)
-    tt, ft = t[inner_t], f[inner_t]
-    tf[inner_t] += _vertex(spec[tt - 1, ft], c[inner_t], spec[tt + 1, ft])
-    tb, fb = t[inner_f], f[inner_f]
-    ff[inner_f] += _vertex(spec[tb, fb - 1], c[inner_f], spec[tb, fb + 1])
-    return t, tf, ff, c
-
-
-def _vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Offset (in [-0.5, 0.5]) of the vertex of the parabola through three samples."""
-    left = left.astype(np.float64)
-    right = right.astype(np.float64)
-    denom = left - 2.0 * centre + right
-    with np.errstate(divide="ignore", invalid="ignore"):
-        off = np.where(denom < 0, 0.5 * (left - right) / denom, 0.0)
-    return np.clip(off, -0.5, 0.5)
-
-
-def peaks_stream(
-    chunks: Iterable[np.ndarray], p: AudioParams = AudioParams(), range_db: float | None = None
-) -> Iterator[Peaks]:
-    """Peaks of a PCM stream, block by block, identical to :func:`peaks` on the whole signal.
-
-    ``range_db`` overrides ``p.range_db`` (queries keep more peaks than references).
-    Each block of spectrogram frames is computed with ``context_frames`` of real signal on
-    both sides, so block edges never change a decision; memory stays bounded by the block.
-    """
-    hop, ctx = p.hop_length, p.context_frames
-    range_db = p.range_db if range_db is None else range_db
-    block = 2048  # frames per block (65 s at 32 ms)
-    buf = np.empty(0, np.float32)
-    buf_start = 0  # frame index of buf[0] (buf starts on a frame boundary)
-    next_frame = 0  # first frame whose peaks are not emitted yet
-
-    def emit(final: bool) -> Iterator[Peaks]:
-        nonlocal buf, buf_start, next_frame
-        while True:
-            avail = 0 if buf.size < p.n_fft else 1 + (buf.size - p.n_fft) // hop
-            avail_end = buf_start + avail  # frames [buf_start, avail_end) computable
-            stop = next_frame + block
-            if not final and avail_end - ctx < stop:
-                return
-            stop = min(stop, avail_end)
-            if stop <= next_frame:
-                return
-            lo = max(buf_start, next_frame - ctx)
-            hi = min(avail_end, stop + ctx)
-            seg = buf[(lo - buf_start) * hop : (hi - buf_start - 1) * hop + p.n_fft]
-            ti, t, f, level = _pick_peaks(_log_spectrogram(seg, p), p, range_db)
-            # Keep peaks whose maximum lies in this block: they had full context.
-            sel = (ti + lo >= next_frame) & (ti + lo < stop)
-            yield Peaks(t[sel] + lo, f[sel], level[sel], p.hop_seconds)
-            next_frame = stop
-            drop = max(0, next_frame - ctx - buf_start)
-            buf = buf[drop * hop :]
-            buf_start += drop
-
-    for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        buf = np.concatenate([buf, chunk])
-        yield from emit(final=False)
-    yield from emit(final=True)
-
-
-def peaks(pcm: np.ndarray, p: AudioParams = AudioParams(), range_db: float | None = None) -> Peaks:
-    """Spectral peaks of a whole mono float32 signal at ``p.sample_rate``."""
-    parts = list(peaks_stream([pcm], p, range_db))
-    return Peaks.concat(parts, p.hop_seconds)
-
-
-def query_peaks(pcm: np.ndarray, p: AudioParams = AudioParams()) -> Peaks:
-    """Peaks of a suspect sample: a wider level range than the reference's, so that the
-    reference's peaks are still found when noise or overdubs raise the local maximum."""
-    return peaks(pcm, p, p.query_range_db)
-
-
-def landmarks(
-    frames: np.ndarray,
-    bins: np.ndarray,
-    levels: np.ndarray,
-    p: AudioParams = AudioParams(),
-    fanout: int | None = None,
+def triplets(
+    frames: np.ndarray, octaves: np.ndarray, levels: np.ndarray, p: AudioParams, fanout: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pair peaks into landmarks.
+    """Indices ``(a, b, c)`` of the triplets of a peak list.
 
     Parameters
     ----------
-    frames, bins : ndarray of float
-        Peak positions in reference coordinates (frames, band-relative bins); rounded here.
-    levels : ndarray of float
-        Peak levels (dB); an anchor pairs with the loudest peaks of its target zone.
-    fanout : int or None
-        Targets per anchor; ``None`` means ``p.fanout`` (the reference side).
-
-    Returns
-    -------
-    hashes : ndarray of uint32
-    anchor_frames : ndarray of float64
-        The anchor's unrounded frame position, for offset voting.
-    anchor_index : ndarray of int64
-        Index of the anchor peak in the input arrays.
+    frames, octaves, levels : ndarray of float
+        Peak times (frames), frequencies (log2 Hz) and levels (dB), in any order.
+    fanout : int
+        Loudest zone peaks kept per anchor; every two of them make a triplet.
     """
-    lo, hi = p.bin_range
-    t = np.floor(np.asarray(frames, np.float64) + 0.5).astype(np.int64)
-    f = np.floor(np.asarray(bins, np.float64) + 0.5).astype(np.int64)
-    ok = (f >= 0) & (f < hi - lo)
-    idx = np.nonzero(ok)[0]
-    order = idx[np.lexsort((f[idx], t[idx]))]
-    t, f = t[order], f[order]
+    order = np.lexsort((octaves, frames))
+    t, q, lev = frames[order], octaves[order], levels[order]
     n = t.size
-    if n < 2:
-        empty = np.empty(0, np.int64)
-        return np.empty(0, np.uint32), np.empty(0, np.float64), empty
-    fanout = p.fanout if fanout is None else fanout
-    level = np.asarray(levels, np.float64)[order]
-    k_max = min(p.zone_peaks, n - 1)
-    i = np.arange(n)[:, None]
-    j = i + np.arange(1, k_max + 1)[None, :]
+    empty = np.empty(0, np.int64)
+    if n < 3:
+        return empty, empty, empty
+    k = min(p.zone_peaks, n - 1)
+    j = np.arange(n)[:, None] + np.arange(1, k + 1)[None, :]
     inside = j < n
     j = np.minimum(j, n - 1)
     dt = t[j] - t[:, None]
-    df = f[j] - f[:, None]
-    valid = inside & (dt >= 1) & (dt <= p.max_dt) & (np.abs(df) <= p.max_df)
-    valid &= np.abs(df) >= p.min_df
-    # The loudest targets of the zone: noise adds weak peaks, it rarely outshines the
-    # programme's strong ones, so a noisy copy still picks the reference's targets.
-    loud = np.where(valid, level[j], -np.inf)
+    valid = inside & (dt >= 0.5) & (dt <= p.max_dt) & (np.abs(q[j] - q[:, None]) <= p.max_dq)
+    loud = np.where(valid, lev[j], -np.inf)
     top = np.argsort(-loud, axis=1, kind="stable")[:, :fanout]
-    top_valid = np.take_along_axis(valid, top, axis=1)
-    targets = np.where(top_valid, top, -1)
-    if not p.triplets:
-        ai, r = np.nonzero(top_valid)
-        kj = targets[ai, r]
-        hashes = (
-            (f[ai].astype(np.uint32) << np.uint32(_DF_BITS + _DT_BITS))
-            | ((df[ai, kj] + (1 << (_DF_BITS - 1))).astype(np.uint32) << np.uint32(_DT_BITS))
-            | dt[ai, kj].astype(np.uint32)
-        )
-        anchor = order[ai]
-        return hashes, np.asarray(frames, np.float64)[anchor], anchor
-    # triplets: order the two targets by column (time) so the hash is canonical
-    targets = np.sort(np.where(targets < 0, np.iinfo(np.int64).max, targets), axis=1)
-    targets = np.where(targets == np.iinfo(np.int64).max, -1, targets)
-    u, v = np.triu_indices(fanout, 1)
-    a_idx, uv = np.nonzero((targets[:, u] >= 0) & (targets[:, v] >= 0))
-    kb, kc = targets[a_idx, u[uv]], targets[a_idx, v[uv]]
-    ai = a_idx
-    hashes = (
-        (f[ai].astype(np.uint32) << np.uint32(24))
-        | ((df[ai, kb] + 32).astype(np.uint32) << np.uint32(18))
-        | ((df[ai, kc] + 32).astype(np.uint32) << np.uint32(12))
-        | (dt[ai, kb].astype(np.uint32) << np.uint32(6))
-        | dt[ai, kc].astype(np.uint32)
-    )
-    anchor = order[ai]
-    return hashes, np.asarray(frames, np.float64)[anchor], anchor
+    top_ok = np.take_along_axis(valid, top, axis=1)
+    # Targets back in time order (columns are sorted by time), missing ones last.
+    top = np.sort(np.where(top_ok, top, k), axis=1)
+    u, v = np.triu_indices(top.shape[1], 1)
+    a, pair = np.nonzero((top[:, u] < k) & (top[:, v] < k))
+    b = a + 1 + top[a, u[pair]]
+    c = a + 1 + top[a, v[pair]]
+    keep = t[c] - t[a] >= p.min_dt
+    return order[a[keep]], order[b[keep]], order[c[keep]]
+
+
+def _components(
+    t: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, p: AudioParams
+) -> dict[str, np.ndarray]:
+    """Triplet components in units of their quantisation bins (floats)."""
+    span = t[c] - t[a]
+    dq_bins = p.max_dq / p.dq_step
+    return {
+        "dq_ab": (q[b] - q[a]) / p.dq_step + dq_bins,
+        "dq_ac": (q[c] - q[a]) / p.dq_step + dq_bins,
+        "ratio": (t[b] - t[a]) / span * (p.ratio_steps - 1) + 0.5,
+        "anchor": (q[a] - np.log2(p.fmin_hz)) / p.anchor_step,
+        "dt": np.log2(span) / p.dt_step,
+    }
+
+
+def _pack(idx: dict[str, np.ndarray], p: AudioParams) -> tuple[np.ndarray, np.ndarray]:
+    """Pack integer components into hashes; also says which are in range."""
+    h = np.zeros(next(iter(idx.values())).shape, np.uint32)
+    ok = np.ones(h.shape, bool)
+    for name, bits in p.hash_fields:
+        v = idx[name]
+        ok &= (v >= 0) & (v < (1 << bits))
+        h = (h << np.uint32(bits)) | (np.clip(v, 0, (1 << bits) - 1).astype(np.uint32))
+    return h, ok
 
 
 def fingerprint(pcm: np.ndarray, p: AudioParams = AudioParams()) -> AudioPrint:
@@ -342,7 +116,7 @@ def fingerprint_stream(chunks: Iterable[np.ndarray], p: AudioParams = AudioParam
     """Reference fingerprint of a PCM stream (chunks of mono float32 at ``p.sample_rate``).
 
     Peaks are found block by block with bounded memory; the peak list itself is small
-    (about 20 per second, 24 bytes each), so landmarks are formed once over all of it.
+    (about 10 per second, 24 bytes each), so triplets are formed once over all of it.
     """
     n_samples = 0
 
@@ -353,53 +127,71 @@ def fingerprint_stream(chunks: Iterable[np.ndarray], p: AudioParams = AudioParam
             yield chunk
 
     pk = Peaks.concat(list(peaks_stream(counted(), p)), p.hop_seconds)
-    hashes, anchor_frames, _ = landmarks(pk.frames, pk.bins, pk.levels, p)
-    times = np.floor(anchor_frames + 0.5).astype(np.uint32)
-    order = np.argsort(times, kind="stable")
+    q = _octaves(pk, p)
+    a, b, c = triplets(pk.frames, q, pk.levels, p, p.fanout)
+    comp = _components(pk.frames, q, a, b, c, p)
+    hashes, ok = _pack({k: np.floor(v).astype(np.int64) for k, v in comp.items()}, p)
+    frames = np.floor(pk.frames[a] + 0.5).astype(np.uint32)
+    order = np.argsort(frames[ok], kind="stable")
     return AudioPrint(
-        hashes=hashes[order],
-        frames=times[order],
+        hashes=hashes[ok][order],
+        frames=frames[ok][order],
         hop_seconds=p.hop_seconds,
         duration_seconds=n_samples / p.sample_rate,
     )
 
 
-def speed_hypotheses(p: AudioParams = AudioParams()) -> SpeedHypotheses:
-    """Speeds searched on the query side: ``(speed, pitch_follows)`` pairs.
+def _probe_values(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
+    """Bins ``floor(x + d)`` for ``d`` in ``[lo, hi]``: shape (n, width), -1 where unused."""
+    first = np.floor(x + lo).astype(np.int64)
+    last = np.floor(x + hi).astype(np.int64)
+    cols = first[:, None] + np.arange(width)[None, :]
+    return np.where(cols <= last[:, None], cols, -1)
 
-    ``speed`` is the suspect's playback speed relative to the reference (1.04 = 4 % fast).
-    ``pitch_follows`` is True for resampling-style changes (frequencies scale too) and
-    False for tempo-only changes (pitch-preserving time stretch).
+
+def query_print(pk: Peaks, p: AudioParams = AudioParams()) -> QueryPrint:
+    """Hashes to look up for a suspect sample's peaks, with every probe it needs.
+
+    Each query triplet probes the bins its coarse components can reach under a speed change
+    of up to ``p.max_speed_change`` (with or without pitch change), and the neighbouring bin
+    of each fine component that lies within ``p.probe_margin`` of a bin edge.
     """
-    n = int(np.ceil(p.max_speed_change / p.speed_step - 1e-9))
-    grid = 1.0 + p.speed_step * np.arange(-n, n + 1)
-    off = grid[grid != 1.0]
-    speeds = np.concatenate([[1.0], off, off])
-    pitch = np.concatenate([[True], np.ones(off.size, bool), np.zeros(off.size, bool)])
-    return SpeedHypotheses(speeds=speeds, pitch_follows=pitch)
-
-
-def query_hashes(
-    pk: Peaks, p: AudioParams = AudioParams(), hyps: SpeedHypotheses | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Query landmarks under every speed hypothesis.
-
-    Returns
-    -------
-    hashes : ndarray of uint32
-    ref_frames : ndarray of float64
-        Anchor position mapped to reference time (query frame x speed), for offset voting.
-    hyp : ndarray of int32
-        Index into ``hyps`` of the hypothesis each landmark was made under.
-    """
-    hyps = hyps or speed_hypotheses(p)
-    lo, _ = p.bin_range
-    out_h, out_t, out_k = [], [], []
-    for k, (speed, pitch) in enumerate(zip(hyps.speeds, hyps.pitch_follows, strict=True)):
-        frames = pk.frames * speed
-        bins = (pk.bins + lo) / speed - lo if pitch else pk.bins
-        h, t, _ = landmarks(frames, bins, pk.levels, p, p.query_fanout)
-        out_h.append(h)
-        out_t.append(t)
-        out_k.append(np.full(h.size, k, np.int32))
-    return np.concatenate(out_h), np.concatenate(out_t), np.concatenate(out_k)
+    q = _octaves(pk, p)
+    a, b, c = triplets(pk.frames, q, pk.levels, p, p.query_fanout)
+    comp = _components(pk.frames, q, a, b, c, p)
+    n = a.size
+    m = p.probe_margin
+    shift = np.log2(1.0 + p.max_speed_change)
+    zeros = np.zeros(n)
+    options = {
+        name: _probe_values(comp[name], zeros - m, zeros + m, 2)
+        for name in ("dq_ab", "dq_ac", "ratio")
+    }
+    # The reference anchor is the query's divided by the speed (pitch follows) or equal.
+    reach = shift / p.anchor_step + m
+    options["anchor"] = _probe_values(comp["anchor"], zeros - reach, zeros + reach, 3)
+    # The reference's time step is the query's times the speed.
+    reach = shift / p.dt_step + m
+    options["dt"] = _probe_values(comp["dt"], zeros - reach, zeros + reach, 3)
+    # Cartesian product of the options of every component, vectorised.
+    names = [name for name, _ in p.hash_fields]
+    grids = np.meshgrid(*[np.arange(options[k].shape[1]) for k in names], indexing="ij")
+    combos = np.stack([g.ravel() for g in grids], axis=1)  # (n_combos, n_fields)
+    picked = {k: options[k][:, combos[:, i]] for i, k in enumerate(names)}  # (n, n_combos)
+    used = np.ones((n, combos.shape[0]), bool)
+    for k in names:
+        used &= picked[k] >= 0
+    hashes, ok = _pack(picked, p)
+    keep = used & ok
+    row = np.nonzero(keep)[0]
+    hashes = hashes[keep]
+    # Probes of one triplet that land on the same hash are one lookup.
+    ident = np.unique((row.astype(np.int64) << 32) | hashes.astype(np.int64))
+    row, hashes = ident >> 32, (ident & 0xFFFFFFFF).astype(np.uint32)
+    return QueryPrint(
+        hashes=hashes,
+        triplet=row,
+        anchor_frames=pk.frames[a][row],
+        n_triplets=n,
+        duration_seconds=float(pk.frames.max() + 1) * p.hop_seconds if len(pk) else 0.0,
+    )

@@ -104,13 +104,17 @@ def iter_audio(
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        # Compressed audio comes in frames of a few ms; resampling each one costs more than
+        # decoding it. A FIFO batches them into blocks of about a second first.
+        fifo = av.AudioFifo()
+        block = None
         pending: list[np.ndarray] = []
         pending_len = 0
         produced = 0
-        errors = 0
 
-        def frames() -> Iterator[av.AudioFrame]:
-            nonlocal errors
+        def frames() -> Iterator[av.AudioFrame | None]:
+            nonlocal block, fifo
+            errors = 0
             packets = container.demux(stream)
             while True:
                 try:
@@ -120,12 +124,29 @@ def iter_audio(
                 except av.FFmpegError as exc:
                     raise DecodeError(f"{what}: corrupt stream ({_reason(exc)})") from None
                 try:
-                    yield from packet.decode()
+                    decoded = packet.decode()
                 except av.FFmpegError:
-                    # One damaged packet in a broadcast capture is normal; a stream of them is not.
+                    # One damaged packet in a broadcast capture is normal; many are not.
                     errors += 1
                     if errors > 50:
                         raise DecodeError(f"{what}: too many corrupt audio packets") from None
+                    continue
+                for frame in decoded:
+                    if block is None:
+                        block = max(1024, frame.sample_rate)
+                    if fifo.samples and (
+                        frame.format.name != fifo.format.name
+                        or frame.layout.name != fifo.layout.name
+                        or frame.sample_rate != fifo.sample_rate
+                    ):
+                        yield fifo.read()  # the stream changed format: flush what we have
+                        fifo = av.AudioFifo()
+                    frame.pts = None
+                    fifo.write(frame)
+                    if fifo.samples >= block:
+                        yield fifo.read()
+            if fifo.samples:
+                yield fifo.read()
             yield None  # flush marker for the resampler
 
         for frame in frames():

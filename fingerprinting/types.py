@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AudioPrint", "Peaks", "SpeedHypotheses"]
+__all__ = ["AudioPrint", "Peaks", "QueryPrint"]
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,28 @@ class AudioPrint:
 
 
 @dataclass(frozen=True)
-class SpeedHypotheses:
-    """Playback speeds searched on the query side.
+class QueryPrint:
+    """What a suspect sample looks up: hashes with the triplet and time each came from.
 
-    ``speeds[k]`` is the suspect's speed relative to the reference (1.04 = 4 % fast);
-    ``pitch_follows[k]`` says whether frequencies scaled with it (resampling) or not (tempo).
+    Attributes
+    ----------
+    hashes : ndarray of uint32
+        Hash values to look up (several probes per triplet).
+    triplet : ndarray of int64
+        Index of the query triplet each probe belongs to (one vote per triplet).
+    anchor_frames : ndarray of float64
+        The probing triplet's anchor time in the sample, in frames.
+    n_triplets : int
+        Triplets in the sample.
+    duration_seconds : float
+        Length of the sample that produced the peaks.
     """
 
-    speeds: np.ndarray
-    pitch_follows: np.ndarray
+    hashes: np.ndarray
+    triplet: np.ndarray
+    anchor_frames: np.ndarray
+    n_triplets: int
+    duration_seconds: float
 
     def __len__(self) -> int:
-        return int(self.speeds.size)
+        return int(self.hashes.size)

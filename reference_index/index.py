@@ -15,7 +15,7 @@ import numpy as np
 
 from fingerprinting import audio
 from fingerprinting.align import Alignment, NullCalibration, vote
-from fingerprinting.audio import AudioParams
+from fingerprinting.params import AudioParams
 from fingerprinting.types import AudioPrint, Peaks
 
 from .store.base import PostingStore, Track
@@ -46,7 +46,7 @@ class Candidate:
     speed : float
         Suspect speed relative to the reference (1.04 = 4 % fast).
     votes : int
-        Query landmarks agreeing on the offset.
+        Query triplets agreeing on the offset and speed.
     score : float
         ``-log10`` chance probability under the Poisson model (uncalibrated).
     p_value : float
@@ -59,7 +59,6 @@ class Candidate:
     track: Track
     offset_seconds: float
     speed: float
-    pitch_follows: bool
     votes: int
     score: float
     p_value: float
@@ -106,7 +105,7 @@ class Index:
         kind: str = "asset",
         start: float = 0.0,
     ) -> Track:
-        """Store a recording's landmarks as one track, replacing an earlier copy of it."""
+        """Store a recording's fingerprint as one track, replacing an earlier copy of it."""
         return self.audio.add_track(
             channel_id,
             source,
@@ -128,30 +127,24 @@ class Index:
     ) -> list[Candidate]:
         """Channels whose reference audio aligns with the sample's peaks, best first.
 
-        ``pk`` are the sample's spectral peaks (:func:`fingerprinting.audio.peaks`); every
-        speed hypothesis of :func:`fingerprinting.audio.speed_hypotheses` is searched.
+        ``pk`` are the sample's peaks (:func:`fingerprinting.audio.query_peaks`).
         """
         p = self.audio_params
         tracks = self.audio.tracks()
         if channels is not None:
             tracks = {k: t for k, t in tracks.items() if t.channel_id in channels}
-        if not tracks or len(pk) < 2:
+        qp = audio.query_print(pk, p)
+        if not tracks or len(qp) == 0:
             return []
-        hyps = audio.speed_hypotheses(p)
-        hashes, ref_frames, hyp = audio.query_hashes(pk, p, hyps)
-        # The same hash under the same hypothesis from two anchors is two landmarks.
-        hits = self.audio.lookup(hashes, np.fromiter(tracks, np.int64))
-        searched = float(sum(t.frames for t in tracks.values()))
+        hits = self.audio.lookup(qp.hashes, np.fromiter(tracks, np.int64))
         aligned = vote(
-            hashes,
-            ref_frames,
-            hyp,
-            hits.query_pos,
+            qp.triplet[hits.query_pos],
+            qp.anchor_frames[hits.query_pos],
             hits.track,
             hits.frame,
-            hyps.speeds,
-            hyps.pitch_follows,
-            searched,
+            float(sum(t.frames for t in tracks.values())),
+            max_speed_change=p.max_speed_change,
+            speed_step=p.speed_step,
             top=top,
         )
         return [self._candidate(a, tracks[a.track]) for a in aligned]
@@ -163,7 +156,6 @@ class Index:
             track=track,
             offset_seconds=track.start + a.offset_frames * track.hop_seconds,
             speed=a.speed,
-            pitch_follows=a.pitch_follows,
             votes=a.votes,
             score=a.score,
             p_value=p_value,

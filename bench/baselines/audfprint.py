@@ -56,6 +56,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..measure import run_measured
+
 __all__ = [
     "AUDFPRINT_REQUIREMENT",
     "FFMPEG_REQUIREMENT",
@@ -323,35 +325,8 @@ def _child_env(venv_python: Path) -> dict[str, str]:
 
 
 def _run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run ``cmd``; return its exit code, output and resource use.
-
-    ``os.wait4`` reports the child's own rusage, which includes every
-    descendant it waited for (ffmpeg decoders, worker processes), and
-    nothing from other children of this process.
-    """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    return {
-        "returncode": proc.returncode,
-        "stdout": stdout,
-        "stderr": stderr,
-        "seconds": seconds,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024.0,  # Linux reports KiB
-    }
+    """Run ``cmd``; return its exit code, output and resource use (see ``bench.measure``)."""
+    return run_measured(cmd, env)
 
 
 def _check_ok(run: dict[str, Any], what: str, cmd: list[str]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Hits, ParamsMismatch, Track
-from .segment import Segment, fsync_dir, write_segment
+from .segment import Segment, equal_ranges, fsync_dir, write_segment
 
 __all__ = ["EmbeddedStore"]
 
@@ -150,12 +150,7 @@ class EmbeddedStore:
             order = np.argsort(k, kind="stable")
             self._head_sorted = (k[order], tr[order], fr[order].astype(np.int64))
         hk, ht, hf = self._head_sorted
-        lo = np.searchsorted(hk, keys, "left")
-        hi = np.searchsorted(hk, keys, "right")
-        counts = hi - lo
-        qpos = np.repeat(np.arange(keys.size), counts)
-        pos = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        pos = pos + np.arange(pos.size)
+        qpos, pos = equal_ranges(hk, keys)
         return qpos, ht[pos], hf[pos]
 
     # -- writing ---------------------------------------------------------------------------

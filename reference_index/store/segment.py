@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Segment", "SegmentError", "fsync_dir", "write_segment"]
+__all__ = ["Segment", "SegmentError", "equal_ranges", "fsync_dir", "write_segment"]
 
 MAGIC = b"VIGSEG1\n"
 _ALIGN = 64
@@ -39,6 +39,21 @@ class SegmentError(Exception):
 
 def _pad(n: int) -> int:
     return (-n) % _ALIGN
+
+
+def equal_ranges(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``sorted_keys`` equal to each query key, without a Python loop.
+
+    Returns ``(query_pos, key_pos)``: one element per match, the query's index and the
+    matching position in ``sorted_keys``.
+    """
+    lo = np.searchsorted(sorted_keys, query, side="left")
+    hi = np.searchsorted(sorted_keys, query, side="right")
+    counts = hi - lo
+    qpos = np.repeat(np.arange(query.size), counts)
+    # lo[q], lo[q] + 1, ..., hi[q] - 1 for every q: a ramp restarted at each range.
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return qpos, starts + np.arange(qpos.size)
 
 
 def fsync_dir(path: Path) -> None:
@@ -163,18 +178,7 @@ class Segment:
         Returns ``(query_pos, track_id, frame)``: for every hit, the position in ``query``
         of the key that hit, the posting's track id and its frame within the track.
         """
-        query = np.asarray(query, self.keys.dtype)
-        lo = np.searchsorted(self.keys, query, side="left")
-        hi = np.searchsorted(self.keys, query, side="right")
-        counts = hi - lo
-        total = int(counts.sum())
-        if total == 0:
-            empty = np.empty(0, np.int64)
-            return empty, empty, empty
-        qpos = np.repeat(np.arange(query.size), counts)
-        # Positions lo[q], lo[q]+1, ... hi[q]-1 for every query q, without a Python loop.
-        starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        pos = starts + np.arange(total)
+        qpos, pos = equal_ranges(self.keys, np.asarray(query, self.keys.dtype))
         locs = np.asarray(self.locs[pos], np.int64)
         t = np.searchsorted(self.bases, locs, side="right") - 1
         return qpos, self.track_ids[t], locs - self.bases[t]

@@ -3,34 +3,18 @@ import pytest
 
 from fingerprinting import audio
 from fingerprinting.align import NullCalibration, model_score, vote
-from fingerprinting.audio import AudioParams
+from reference_index.store.segment import equal_ranges
+from service.media import change_speed
 
 
-def _vote_against(ref_print, query_pcm, p=AudioParams()):
-    """Vote a query against one reference track (id 7) with exact hash lookup."""
-    pk = audio.query_peaks(query_pcm, p)
-    hyps = audio.speed_hypotheses(p)
-    hashes, ref_frames, hyp = audio.query_hashes(pk, p, hyps)
+def _vote_against(ref_print, query_pcm, track=7):
+    """Vote a query against one reference track with an exact hash lookup."""
+    qp = audio.query_print(audio.query_peaks(query_pcm))
     order = np.argsort(ref_print.hashes, kind="stable")
-    keys = ref_print.hashes[order]
-    lo = np.searchsorted(keys, hashes, "left")
-    hi = np.searchsorted(keys, hashes, "right")
-    counts = hi - lo
-    qpos = np.repeat(np.arange(hashes.size), counts)
-    pos = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    pos += np.arange(pos.size)
+    qpos, pos = equal_ranges(ref_print.hashes[order], qp.hashes)
     frames = ref_print.frames[order][pos].astype(np.int64)
-    return vote(
-        hashes,
-        ref_frames,
-        hyp,
-        qpos,
-        np.full(qpos.size, 7),
-        frames,
-        hyps.speeds,
-        hyps.pitch_follows,
-        searched_frames=1e5,
-    )
+    return vote(qp.triplet[qpos], qp.anchor_frames[qpos], np.full(qpos.size, track), frames,
+                searched_frames=1e5)
 
 
 @pytest.mark.parametrize("start_s", [3.0, 17.5, 41.25])
@@ -40,14 +24,29 @@ def test_alignment_finds_known_offsets(programme, start_s):
     best = _vote_against(ref, q)[0]
     assert best.track == 7
     assert best.offset_frames * ref.hop_seconds == pytest.approx(start_s, abs=0.05)
-    assert best.speed == pytest.approx(1.0, abs=0.01)  # 10 s cannot tell 1 % of tempo
+    assert best.speed == pytest.approx(1.0, abs=0.006)
     assert best.votes > 50
+
+
+@pytest.mark.parametrize("factor", [0.95, 0.97, 1.03, 1.05])
+def test_alignment_follows_a_slope(programme, factor):
+    ref = audio.fingerprint(programme)
+    q = change_speed(programme[8000 * 30 : 8000 * 45], factor)[: 8000 * 10]
+    best = _vote_against(ref, q)[0]
+    assert best.offset_frames * ref.hop_seconds == pytest.approx(30.0, abs=0.1)
+    assert best.speed == pytest.approx(factor, abs=0.006)
+    assert best.votes > 30
 
 
 def test_unrelated_audio_gets_few_votes(programme, other_programme):
     ref = audio.fingerprint(programme)
     res = _vote_against(ref, other_programme[: 10 * 8000])
-    assert not res or res[0].votes < 10
+    assert not res or res[0].votes < 8
+
+
+def test_no_hits_no_alignment():
+    e = np.empty(0)
+    assert vote(e, e, e, e, searched_frames=10.0) == []
 
 
 def test_model_score_grows_with_votes_and_with_fewer_bins():
