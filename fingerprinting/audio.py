@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-
 def _octaves(pk: Peaks, p: AudioParams) -> np.ndarray:
     """Peak frequencies in octaves (log2 Hz)."""
     lo, _ = p.bin_range

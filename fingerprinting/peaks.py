@@ -33,7 +33,7 @@ def _log_spectrogram(pcm: np.ndarray, p: AudioParams) -> np.ndarray:
 
 
 def _pick_peaks(
-    spec: np.ndarray, p: AudioParams, range_db: float
+    spec: np.ndarray, p: AudioParams, query: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Local maxima of ``spec`` (frames, bins) -> integer frame, frame, bin, level (dB).
 
@@ -46,7 +46,9 @@ def _pick_peaks(
     is_max = spec == ndimage.maximum_filter(spec, size=size, mode="nearest")
     local_mean = ndimage.uniform_filter(spec, size=(p.whiten_frames, p.whiten_bins), mode="nearest")
     loudest = ndimage.maximum_filter1d(spec.max(axis=1), p.range_frames, mode="nearest")
-    keep = is_max & (spec - local_mean >= p.min_prominence_db) & (spec >= p.floor_db)
+    prominence = p.query_min_prominence_db if query else p.min_prominence_db
+    range_db = p.query_range_db if query else p.range_db
+    keep = is_max & (spec - local_mean >= prominence) & (spec >= p.floor_db)
     keep &= spec >= (loudest - range_db)[:, None]
     t, f = np.nonzero(keep)
     # Parabolic refinement along each axis; edges stay at the integer position.
@@ -73,16 +75,15 @@ def _vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarr
 
 
 def peaks_stream(
-    chunks: Iterable[np.ndarray], p: AudioParams = AudioParams(), range_db: float | None = None
+    chunks: Iterable[np.ndarray], p: AudioParams = AudioParams(), query: bool = False
 ) -> Iterator[Peaks]:
     """Peaks of a PCM stream, block by block, identical to :func:`peaks` on the whole signal.
 
-    ``range_db`` overrides ``p.range_db`` (queries keep more peaks than references).
+    ``query`` selects the suspect sample's thresholds (``p.query_*``) over the reference's.
     Each block of spectrogram frames is computed with ``context_frames`` of real signal on
     both sides, so block edges never change a decision; memory stays bounded by the block.
     """
     hop, ctx = p.hop_length, p.context_frames
-    range_db = p.range_db if range_db is None else range_db
     block = 2048  # frames per block (65 s at 32 ms)
     buf = np.empty(0, np.float32)
     buf_start = 0  # frame index of buf[0] (buf starts on a frame boundary)
@@ -102,7 +103,7 @@ def peaks_stream(
             lo = max(buf_start, next_frame - ctx)
             hi = min(avail_end, stop + ctx)
             seg = buf[(lo - buf_start) * hop : (hi - buf_start - 1) * hop + p.n_fft]
-            ti, t, f, level = _pick_peaks(_log_spectrogram(seg, p), p, range_db)
+            ti, t, f, level = _pick_peaks(_log_spectrogram(seg, p), p, query)
             # Keep peaks whose maximum lies in this block: they had full context.
             sel = (ti + lo >= next_frame) & (ti + lo < stop)
             yield Peaks(t[sel] + lo, f[sel], level[sel], p.hop_seconds)
@@ -118,13 +119,13 @@ def peaks_stream(
     yield from emit(final=True)
 
 
-def peaks(pcm: np.ndarray, p: AudioParams = AudioParams(), range_db: float | None = None) -> Peaks:
+def peaks(pcm: np.ndarray, p: AudioParams = AudioParams(), query: bool = False) -> Peaks:
     """Spectral peaks of a whole mono float32 signal at ``p.sample_rate``."""
-    parts = list(peaks_stream([pcm], p, range_db))
+    parts = list(peaks_stream([pcm], p, query))
     return Peaks.concat(parts, p.hop_seconds)
 
 
 def query_peaks(pcm: np.ndarray, p: AudioParams = AudioParams()) -> Peaks:
     """Peaks of a suspect sample: a wider level range than the reference's, so that the
     reference's peaks are still found when noise or overdubs raise the local maximum."""
-    return peaks(pcm, p, p.query_range_db)
+    return peaks(pcm, p, query=True)

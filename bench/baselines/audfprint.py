@@ -1,10 +1,8 @@
 """Side-by-side baseline: Dan Ellis's audfprint landmark fingerprinter.
 
-audfprint is never vendored into this repository. :func:`ensure_installed`
-installs the PyPI package ``audfprint2`` (a maintained fork of audfprint
-with HDF5 databases) into a separate virtualenv at run time, along with
-``imageio-ffmpeg``, whose bundled ffmpeg binary audfprint uses to decode
-every input file, WAV included.
+audfprint (the PyPI fork ``audfprint2``) is never vendored into this
+repository: :func:`ensure_installed` installs it, with the ffmpeg it decodes
+every input with, into a separate virtualenv at run time.
 
 Everything runs as subprocesses of the venv's interpreter
 (``python -m audfprint2 ...``), so audfprint's dependencies never meet
@@ -17,18 +15,9 @@ Typical use::
     stats = build_index(refs, Path("work/audfprint.hdf"), py)
     results = match(queries, Path("work/audfprint.hdf"), py)
 
-Notes
------
-The audfprint command lines are built by :func:`index_command` and
-:func:`match_command`. All options come before ``--`` and the
-subcommand, and file names are passed in a list file (``--list``),
-because audfprint2 0.1.2's argparse rejects files after options
-(``audfprint new --dbase x a.wav`` fails with "unrecognized arguments")
-and a list file has no argv length limit.
-
-Match results are only printed with ``--verbose`` (they go to stderr
-through :mod:`logging`, as ``DEBUG:audfprint2:Matched ...``), and
-audfprint prints offsets with 0.1 s resolution.
+The venv and ffmpeg set-up live in :mod:`.audfprint_install`; the command
+lines and the parsing of audfprint's log (offsets have 0.1 s resolution) in
+:mod:`.audfprint_cli`.
 
 Every run allocates audfprint's fixed hash table, 2**hashbits buckets of
 bucketsize uint32 entries (400 MiB by default), and writes or reads all of
@@ -39,16 +28,10 @@ offsets into longer references wrap.
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
-import functools
-import json
 import math
 import os
-import re
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import wave
@@ -57,6 +40,32 @@ from pathlib import Path
 from typing import Any
 
 from ..measure import run_measured
+from .audfprint_cli import (
+    BUCKETSIZE,
+    DENSITY,
+    HASHBITS,
+    MATCH_WIN,
+    MAX_MATCHES,
+    MAXTIME,
+    MIN_COUNT,
+    SAMPLERATE,
+    SAVED_FPRINTS,
+    SEARCH_DEPTH,
+    best_matches,
+    check_db_path,
+    check_ok,
+    index_command,
+    match_command,
+    parse_match_runs,
+    write_list,
+)
+from .audfprint_install import (
+    AUDFPRINT_REQUIREMENT,
+    DEFAULT_VENV_DIR,
+    FFMPEG_REQUIREMENT,
+    child_env,
+    ensure_installed,
+)
 
 __all__ = [
     "AUDFPRINT_REQUIREMENT",
@@ -71,174 +80,6 @@ __all__ = [
     "match_with_stats",
     "wav_duration_seconds",
 ]
-
-#: Exact pin: :func:`match` parses this version's log format.
-AUDFPRINT_REQUIREMENT = "audfprint2==0.1.2"
-#: Provides the ffmpeg binary audfprint decodes with (pinned for reproducible resampling).
-FFMPEG_REQUIREMENT = "imageio-ffmpeg==0.8.1"
-#: Default venv location, ``<repo>/.bench-venvs/audfprint`` (git-ignored).
-DEFAULT_VENV_DIR = Path(__file__).resolve().parents[2] / ".bench-venvs" / "audfprint"
-
-# audfprint's own defaults, spelled out so every run states its parameters.
-DENSITY = 20.0  # target hashes per second
-HASHBITS = 20  # 2**20 hash buckets ...
-BUCKETSIZE = 100  # ... of 100 uint32 entries each: a 400 MiB table
-MAXTIME = 16384  # time field wraps after 16384 frames of 256/11025 s (~380 s)
-SAMPLERATE = 11025
-INDEX_SHIFTS = 1  # audfprint's default for new/add
-MATCH_SHIFTS = 4  # audfprint's default for match
-MATCH_WIN = 2
-MIN_COUNT = 5
-MAX_MATCHES = 1
-SEARCH_DEPTH = 100
-
-_DB_SUFFIXES = (".hdf", ".pkl", ".pklz")
-_LOG_PREFIX = re.compile(r"^[A-Z]+:audfprint2?:")
-_QUERY_SEP = re.compile(r" (\d+\.\d) sec (\d+) raw hashes(?: as |$)")
-_MATCH_TAIL = re.compile(
-    r"^(?P<ref>.+) at\s+(?P<offset>-?\d+\.\d) s with\s+(?P<aligned>\d+) of\s+(?P<raw>\d+)"
-    r" common hashes at rank\s+(?P<rank>\d+)$"
-)
-_DROPPED = re.compile(r"Saved fprints for \d+ files \((\d+) hashes\).*\(([\d.]+)% dropped\)")
-
-_PROBE = (
-    "import json, importlib.metadata as m, importlib.util as u, imageio_ffmpeg\n"
-    "assert u.find_spec('audfprint2') is not None\n"
-    "print(json.dumps({'audfprint2': m.version('audfprint2'),"
-    " 'imageio-ffmpeg': m.version('imageio-ffmpeg'),"
-    " 'ffmpeg': imageio_ffmpeg.get_ffmpeg_exe()}))\n"
-)
-
-
-# --------------------------------------------------------------------------- install
-
-
-def _venv_python(venv_dir: Path) -> Path:
-    return venv_dir / "bin" / "python"
-
-
-def _probe(python: Path) -> dict[str, str] | None:
-    """Return installed versions and the ffmpeg path, or None if the venv is unusable."""
-    if not python.exists():
-        return None
-    proc = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        return None
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
-
-
-def _pinned_version(requirement: str) -> str:
-    return requirement.split("==", 1)[1]
-
-
-def _is_complete(info: dict[str, str] | None) -> bool:
-    return (
-        info is not None
-        and info.get("audfprint2") == _pinned_version(AUDFPRINT_REQUIREMENT)
-        and info.get("imageio-ffmpeg") == _pinned_version(FFMPEG_REQUIREMENT)
-        and Path(info.get("ffmpeg", "")).is_file()
-    )
-
-
-def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def ensure_installed(venv_dir: Path = DEFAULT_VENV_DIR) -> Path:
-    """Create the audfprint virtualenv if needed and return its interpreter.
-
-    Installs :data:`AUDFPRINT_REQUIREMENT` and :data:`FFMPEG_REQUIREMENT`
-    from the package index pip is configured with, and links the bundled
-    ffmpeg as ``<venv_dir>/ffmpeg-bin/ffmpeg``. Idempotent: a venv that
-    already has both pinned versions is left untouched.
-
-    Parameters
-    ----------
-    venv_dir : Path
-        Directory of the virtualenv (created if missing).
-
-    Returns
-    -------
-    Path
-        The venv's ``bin/python``.
-
-    Raises
-    ------
-    RuntimeError
-        If the venv cannot be created or the packages cannot be installed.
-    """
-    venv_dir = Path(venv_dir).absolute()
-    python = _venv_python(venv_dir)
-    info = _probe(python)
-    if not _is_complete(info):
-        if not python.exists():
-            proc = subprocess.run(
-                [sys.executable, "-m", "venv", str(venv_dir)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0 or not python.exists():
-                raise RuntimeError(
-                    f"could not create the audfprint venv at {venv_dir}:\n"
-                    f"{_tail(proc.stdout + proc.stderr)}"
-                )
-        proc = subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-                AUDFPRINT_REQUIREMENT,
-                FFMPEG_REQUIREMENT,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"pip install {AUDFPRINT_REQUIREMENT} {FFMPEG_REQUIREMENT} failed "
-                f"in {venv_dir} (exit {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}"
-            )
-        info = _probe(python)
-        if not _is_complete(info):
-            raise RuntimeError(
-                f"audfprint venv at {venv_dir} is still incomplete after pip install: {info}"
-            )
-    assert info is not None
-    _link_ffmpeg(venv_dir, Path(info["ffmpeg"]))
-    _ffmpeg_exe.cache_clear()
-    return python
-
-
-def _link_ffmpeg(venv_dir: Path, ffmpeg: Path) -> Path:
-    bin_dir = venv_dir / "ffmpeg-bin"
-    bin_dir.mkdir(exist_ok=True)
-    link = bin_dir / "ffmpeg"
-    if not (link.is_symlink() and link.resolve() == ffmpeg.resolve()):
-        link.unlink(missing_ok=True)
-        link.symlink_to(ffmpeg)
-    return link
-
-
-@functools.lru_cache(maxsize=8)
-def _ffmpeg_exe(venv_python: str) -> str:
-    info = _probe(Path(venv_python))
-    if info is None or not Path(info.get("ffmpeg", "")).is_file():
-        raise RuntimeError(
-            f"{venv_python} cannot import audfprint2 and imageio_ffmpeg; "
-            "call ensure_installed() first"
-        )
-    return info["ffmpeg"]
-
-
-# --------------------------------------------------------------------------- helpers
 
 
 def wav_duration_seconds(path: Path) -> float:
@@ -291,197 +132,6 @@ def wav_duration_seconds(path: Path) -> float:
     raise ValueError(f"{path}: no fmt/data chunk found")
 
 
-def _check_db_path(db_path: Path) -> Path:
-    db_path = Path(db_path)
-    if db_path.suffix.lower() not in _DB_SUFFIXES:
-        # audfprint would silently write <stem>.hdf instead of the name given.
-        raise ValueError(f"db_path must end in one of {_DB_SUFFIXES}, got {db_path}")
-    return db_path
-
-
-def _write_list(paths: Sequence[Path], directory: str) -> Path:
-    names = [os.fspath(p) for p in paths]
-    for name in names:
-        if "\n" in name or "\r" in name:
-            raise ValueError(f"audfprint list files cannot hold a newline in a path: {name!r}")
-    list_file = Path(directory) / "files.txt"
-    list_file.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-    return list_file
-
-
-def _child_env(venv_python: Path) -> dict[str, str]:
-    """Environment for audfprint: ffmpeg on PATH, one BLAS thread, UTF-8 logs."""
-    ffmpeg = _ffmpeg_exe(str(venv_python))
-    env = dict(os.environ)
-    link_dir = venv_python.parent.parent / "ffmpeg-bin"
-    path_dir = str(link_dir) if (link_dir / "ffmpeg").exists() else str(Path(ffmpeg).parent)
-    env["PATH"] = path_dir + os.pathsep + env.get("PATH", "")
-    env["AUDFPRINT_FFMPEG"] = ffmpeg
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONUNBUFFERED"] = "1"
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
-    return env
-
-
-def _run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run ``cmd``; return its exit code, output and resource use (see ``bench.measure``)."""
-    return run_measured(cmd, env)
-
-
-def _check_ok(run: dict[str, Any], what: str, cmd: list[str]) -> None:
-    if run["returncode"] != 0:
-        raise RuntimeError(
-            f"audfprint {what} failed (exit {run['returncode']}): {' '.join(cmd)}\n"
-            f"{_tail(run['stderr'] + run['stdout'])}"
-        )
-
-
-def _log_payloads(text: str) -> list[str]:
-    """Messages audfprint logged, one per line, prefixes stripped.
-
-    With ``--ncores > 1`` audfprint logs each query's message list as a
-    Python list repr; those are unpacked.
-    """
-    messages: list[str] = []
-    for line in text.splitlines():
-        payload = _LOG_PREFIX.sub("", line, count=1)
-        if payload.startswith("[") and payload.endswith("]"):
-            try:
-                items = ast.literal_eval(payload)
-            except (ValueError, SyntaxError):
-                items = None
-            if isinstance(items, list) and all(isinstance(i, str) for i in items):
-                messages.extend(items)
-                continue
-        messages.append(payload)
-    return messages
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def index_command(
-    venv_python: Path | str,
-    db_path: Path,
-    list_file: Path,
-    *,
-    density: float = DENSITY,
-    hashbits: int = HASHBITS,
-    bucketsize: int = BUCKETSIZE,
-    maxtime: int = MAXTIME,
-    ncores: int = 1,
-) -> list[str]:
-    """Return the ``audfprint new`` command line used by :func:`build_index`.
-
-    Parameters
-    ----------
-    venv_python : Path or str
-        Interpreter of the audfprint venv.
-    db_path : Path
-        Database to create (``.hdf``, ``.pkl`` or ``.pklz``).
-    list_file : Path
-        Text file naming one reference audio file per line.
-    density : float
-        Target landmark hashes per second of audio.
-    hashbits : int
-        log2 of the number of hash buckets.
-    bucketsize : int
-        Entries per bucket (older entries are randomly replaced past it).
-    maxtime : int
-        Largest stored time in frames (a power of 2; longer tracks wrap).
-    ncores : int
-        Worker processes audfprint uses.
-
-    Returns
-    -------
-    list of str
-        The argv list.
-    """
-    python = Path(venv_python)
-    return [
-        str(python), "-m", "audfprint2",
-        "--dbase", os.fspath(db_path),
-        "--density", repr(float(density)),
-        "--hashbits", str(hashbits),
-        "--bucketsize", str(bucketsize),
-        "--maxtime", str(maxtime),
-        "--samplerate", str(SAMPLERATE),
-        "--shifts", str(INDEX_SHIFTS),
-        "--ncores", str(ncores),
-        "--ffmpeg-path", _ffmpeg_exe(str(python)),
-        "--verbose",
-        "--list",
-        "--", "new", os.fspath(list_file),
-    ]  # fmt: skip
-
-
-def match_command(
-    venv_python: Path | str,
-    db_path: Path,
-    list_file: Path,
-    *,
-    density: float = DENSITY,
-    min_count: int = MIN_COUNT,
-    max_matches: int = MAX_MATCHES,
-    match_win: int = MATCH_WIN,
-    search_depth: int = SEARCH_DEPTH,
-    exact_count: bool = False,
-) -> list[str]:
-    """Return the ``audfprint match`` command line used by :func:`match`.
-
-    Always ``--ncores 1``: audfprint's multi-process match pickles the
-    whole hash table (400 MiB by default) for every query, which made it
-    over ten times slower than one process. :func:`match` parallelises by
-    running several of these commands on slices of the query list instead.
-
-    Parameters
-    ----------
-    venv_python : Path or str
-        Interpreter of the audfprint venv.
-    db_path : Path
-        Database built by :func:`build_index`.
-    list_file : Path
-        Text file naming one query audio file per line.
-    density : float
-        Target hashes per second; must equal the density used to index.
-    min_count : int
-        Minimum time-aligned common hashes for a match.
-    max_matches : int
-        Matches reported per query.
-    match_win : int
-        Tolerated time skew, in frames, when counting aligned hashes.
-    search_depth : int
-        How many candidate references (by raw common hashes) are aligned.
-    exact_count : bool
-        Use audfprint's slower exact aligned-hash counting (``-X``).
-
-    Returns
-    -------
-    list of str
-        The argv list.
-    """
-    python = Path(venv_python)
-    cmd = [
-        str(python), "-m", "audfprint2",
-        "--dbase", os.fspath(db_path),
-        "--density", repr(float(density)),
-        "--samplerate", str(SAMPLERATE),
-        "--shifts", str(MATCH_SHIFTS),
-        "--match-win", str(match_win),
-        "--min-count", str(min_count),
-        "--max-matches", str(max_matches),
-        "--search-depth", str(search_depth),
-        "--ncores", "1",
-        "--ffmpeg-path", _ffmpeg_exe(str(python)),
-        "--verbose",
-        "--list",
-    ]  # fmt: skip
-    if exact_count:
-        cmd.append("--exact-count")
-    return [*cmd, "--", "match", os.fspath(list_file)]
-
-
 def _run_new(
     ref_wavs: Sequence[Path],
     db_path: Path,
@@ -489,10 +139,10 @@ def _run_new(
     **options: Any,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="audfprint-") as tmp:
-        list_file = _write_list(ref_wavs, tmp)
+        list_file = write_list(ref_wavs, tmp)
         cmd = index_command(venv_python, db_path, list_file, **options)
-        run = _run_measured(cmd, _child_env(venv_python))
-    _check_ok(run, "new", cmd)
+        run = run_measured(cmd, child_env(venv_python))
+    check_ok(run, "new", cmd)
     if not db_path.exists():
         raise RuntimeError(f"audfprint new exited 0 but wrote no {db_path}")
     run["cmd"] = cmd
@@ -548,7 +198,7 @@ def build_index(
     """
     if not ref_wavs:
         raise ValueError("build_index needs at least one reference file")
-    db_path = _check_db_path(db_path)
+    db_path = check_db_path(db_path)
     audio_seconds = sum(wav_duration_seconds(p) for p in ref_wavs)
     run = _run_new(
         ref_wavs,
@@ -560,7 +210,7 @@ def build_index(
         maxtime=maxtime,
         ncores=ncores,
     )
-    saved = _DROPPED.search(run["stderr"])
+    saved = SAVED_FPRINTS.search(run["stderr"])
     return {
         "seconds": run["seconds"],
         "cpu_seconds": run["cpu_seconds"],
@@ -570,59 +220,6 @@ def build_index(
         "dropped_percent": float(saved.group(2)) if saved else float("nan"),
         "db_bytes": float(db_path.stat().st_size),
     }
-
-
-def _split_query(rest: str, known: set[str]) -> tuple[str, re.Match[str]] | None:
-    """Split ``"<query> <dur> sec <n> raw hashes[ as ...]"`` at a known query name."""
-    for sep in _QUERY_SEP.finditer(rest):
-        name = rest[: sep.start()]
-        if name in known:
-            return name, sep
-    return None
-
-
-def _parse_match_output(text: str, known: set[str]) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
-    for message in _log_payloads(text):
-        if message.startswith("Matched "):
-            split = _split_query(message[len("Matched ") :], known)
-            if split is None:
-                continue
-            name, sep = split
-            tail = _MATCH_TAIL.match(message[len("Matched ") + sep.end() :])
-            if tail is None:
-                raise RuntimeError(f"unparsed audfprint match line: {message!r}")
-            entry = results.setdefault(
-                name,
-                {
-                    "query_seconds": float(sep.group(1)),
-                    "query_hashes": int(sep.group(2)),
-                    "candidates": [],
-                },
-            )
-            entry["candidates"].append(
-                {
-                    "ref": Path(tail["ref"]),
-                    "offset_seconds": float(tail["offset"]),
-                    "hashes": int(tail["aligned"]),
-                    "raw_common_hashes": int(tail["raw"]),
-                    "rank": int(tail["rank"]),
-                }
-            )
-        elif message.startswith("NOMATCH: "):
-            split = _split_query(message[len("NOMATCH: ") :], known)
-            if split is None:
-                continue
-            name, sep = split
-            results.setdefault(
-                name,
-                {
-                    "query_seconds": float(sep.group(1)),
-                    "query_hashes": int(sep.group(2)),
-                    "candidates": [],
-                },
-            )
-    return results
 
 
 def match_with_stats(
@@ -666,7 +263,7 @@ search_depth, exact_count, ncores
     if not db_path.exists():
         raise FileNotFoundError(db_path)
     python = Path(venv_python)
-    env = _child_env(python)
+    env = child_env(python)
     unique = list(dict.fromkeys(os.fspath(q) for q in query_wavs))
     nproc = min(ncores, len(unique))
     size = -(-len(unique) // nproc)
@@ -674,7 +271,7 @@ search_depth, exact_count, ncores
 
     def run_chunk(chunk: list[str]) -> tuple[list[str], dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="audfprint-") as tmp:
-            list_file = _write_list([Path(c) for c in chunk], tmp)
+            list_file = write_list([Path(c) for c in chunk], tmp)
             cmd = match_command(
                 python,
                 db_path,
@@ -686,8 +283,8 @@ search_depth, exact_count, ncores
                 search_depth=search_depth,
                 exact_count=exact_count,
             )
-            run = _run_measured(cmd, env)
-        _check_ok(run, "match", cmd)
+            run = run_measured(cmd, env)
+        check_ok(run, "match", cmd)
         return chunk, run
 
     start = time.perf_counter()
@@ -698,34 +295,7 @@ search_depth, exact_count, ncores
             runs = list(pool.map(run_chunk, chunks))
     seconds = time.perf_counter() - start
 
-    parsed: dict[str, dict[str, Any]] = {}
-    for chunk, run in runs:
-        known = set(chunk)
-        got = _parse_match_output(run["stderr"], known)
-        missing = sorted(known - got.keys())
-        if missing:
-            raise RuntimeError(
-                f"audfprint match reported nothing for {len(missing)} queries "
-                f"(first: {missing[0]}):\n{_tail(run['stderr'])}"
-            )
-        parsed.update(got)
-
-    results: list[dict[str, Any]] = []
-    for query in query_wavs:
-        entry = parsed[os.fspath(query)]
-        best = entry["candidates"][0] if entry["candidates"] else None
-        results.append(
-            {
-                "query": query,
-                "match": best["ref"] if best else None,
-                "offset_seconds": best["offset_seconds"] if best else None,
-                "hashes": best["hashes"] if best else 0,
-                "raw_common_hashes": best["raw_common_hashes"] if best else 0,
-                "query_hashes": entry["query_hashes"],
-                "query_seconds": entry["query_seconds"],
-                "candidates": list(entry["candidates"]),
-            }
-        )
+    results = best_matches(query_wavs, parse_match_runs(runs))
     try:
         query_audio = sum(wav_duration_seconds(Path(q)) for q in unique)
     except (ValueError, OSError):

@@ -6,7 +6,14 @@ File layout (little-endian)::
     header length                       uint32
     header (JSON, padded to 64 bytes)   n, key dtype, tracks [[track_id, base, frames]], crc32
     keys                                n x key dtype, sorted ascending, padded to 64 bytes
-    locs                                n x uint32: track base + frame within the track
+    locs                                n x uint32: track base + frame within the track,
+                                        padded to 64 bytes
+    directory                           (2^dir_bits + 1) x uint32: first posting of each
+                                        bucket of keys sharing their top dir_bits bits
+
+The directory turns a lookup into one read of two neighbouring entries and a scan of about
+eight postings, instead of a 24-step binary search whose last steps all miss the cache
+(measured: 7.7 ms for 15,000 lookups in 11 M postings by binary search).
 
 A posting's location packs the track and the frame into 32 bits: each track of the segment
 owns the range ``[base, base + frames)``. Eight bytes per audio posting (hash + location)
@@ -29,7 +36,7 @@ import numpy as np
 
 __all__ = ["Segment", "SegmentError", "equal_ranges", "fsync_dir", "write_segment"]
 
-MAGIC = b"VIGSEG1\n"
+MAGIC = b"VIGSEG2\n"
 _ALIGN = 64
 
 
@@ -45,13 +52,18 @@ def equal_ranges(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     """Positions in ``sorted_keys`` equal to each query key, without a Python loop.
 
     Returns ``(query_pos, key_pos)``: one element per match, the query's index and the
-    matching position in ``sorted_keys``.
+    matching position in ``sorted_keys``. Queries are searched once per distinct value and
+    in sorted order, which keeps a memory-mapped index's pages hot.
     """
-    lo = np.searchsorted(sorted_keys, query, side="left")
-    hi = np.searchsorted(sorted_keys, query, side="right")
-    counts = hi - lo
-    qpos = np.repeat(np.arange(query.size), counts)
-    # lo[q], lo[q] + 1, ..., hi[q] - 1 for every q: a ramp restarted at each range.
+    uniq, inverse = np.unique(query, return_inverse=True)
+    lo = np.searchsorted(sorted_keys, uniq, side="left")
+    counts = np.searchsorted(sorted_keys, uniq, side="right") - lo
+    return _ramps(lo[inverse], counts[inverse])
+
+
+def _ramps(lo: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every ``q``: ``(q, lo[q]), (q, lo[q] + 1), ... (q, lo[q] + counts[q] - 1)``."""
+    qpos = np.repeat(np.arange(lo.size), counts)
     starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
     return qpos, starts + np.arange(qpos.size)
 
@@ -104,11 +116,19 @@ def write_segment(
     order = np.lexsort((locs, keys))
     keys_sorted = np.ascontiguousarray(keys[order])
     locs_sorted = np.ascontiguousarray(locs[order])
+    key_bits = max(1, int(keys_sorted[-1]).bit_length()) if keys.size else 1
+    dir_bits = int(np.clip(np.ceil(np.log2(max(keys.size, 1))) - 3, 1, min(22, key_bits)))
+    shift = key_bits - dir_bits
+    edges = np.arange((1 << dir_bits) + 1, dtype=np.uint64) << np.uint64(shift)
+    directory = np.searchsorted(keys_sorted, edges).astype(np.uint32)
     crc = zlib.crc32(keys_sorted.tobytes())
     crc = zlib.crc32(locs_sorted.tobytes(), crc)
+    crc = zlib.crc32(directory.tobytes(), crc)
     header = {
         "n": int(keys.size),
         "key_dtype": keys_sorted.dtype.str,
+        "dir_bits": dir_bits,
+        "dir_shift": shift,
         "tracks": [[int(t), int(b), int(n)] for t, b, n in zip(uniq, bases, lengths, strict=True)],
         "crc32": crc,
     }
@@ -123,6 +143,8 @@ def write_segment(
         fh.write(keys_sorted.tobytes())
         fh.write(b"\0" * _pad(keys_sorted.nbytes))
         fh.write(locs_sorted.tobytes())
+        fh.write(b"\0" * _pad(locs_sorted.nbytes))
+        fh.write(directory.tobytes())
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -140,6 +162,8 @@ class Segment:
     track_ids: np.ndarray  # per track of the segment, sorted by base
     bases: np.ndarray
     crc32: int
+    directory: np.ndarray
+    dir_shift: int
 
     @classmethod
     def open(cls, path: Path) -> Segment:
@@ -157,20 +181,33 @@ class Segment:
         key_dtype = np.dtype(header["key_dtype"])
         off_keys = len(MAGIC) + 4 + head_len
         off_locs = off_keys + n * key_dtype.itemsize + _pad(n * key_dtype.itemsize)
-        if size != off_locs + 4 * n:
-            raise SegmentError(f"{path}: truncated ({size} bytes, expected {off_locs + 4 * n})")
+        off_dir = off_locs + 4 * n + _pad(4 * n)
+        n_dir = (1 << header["dir_bits"]) + 1
+        if size != off_dir + 4 * n_dir:
+            raise SegmentError(f"{path}: truncated ({size} bytes, expected {off_dir + 4 * n_dir})")
+        directory = np.fromfile(path, np.uint32, n_dir, offset=off_dir)
         if n:
             keys = np.memmap(path, key_dtype, "r", offset=off_keys, shape=(n,))
             locs = np.memmap(path, np.uint32, "r", offset=off_locs, shape=(n,))
         else:
             keys, locs = np.empty(0, key_dtype), np.empty(0, np.uint32)
         tracks = np.asarray(header["tracks"], np.int64).reshape(-1, 3)
-        return cls(path, keys, locs, tracks[:, 0], tracks[:, 1], int(header["crc32"]))
+        return cls(
+            path,
+            keys,
+            locs,
+            tracks[:, 0],
+            tracks[:, 1],
+            int(header["crc32"]),
+            directory,
+            int(header["dir_shift"]),
+        )
 
     def verify(self) -> bool:
         """Recompute the checksum of the postings (reads the whole file)."""
         crc = zlib.crc32(np.ascontiguousarray(self.keys).tobytes())
-        return zlib.crc32(np.ascontiguousarray(self.locs).tobytes(), crc) == self.crc32
+        crc = zlib.crc32(np.ascontiguousarray(self.locs).tobytes(), crc)
+        return zlib.crc32(self.directory.tobytes(), crc) == self.crc32
 
     def lookup(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Postings whose key equals a query key.
@@ -178,7 +215,15 @@ class Segment:
         Returns ``(query_pos, track_id, frame)``: for every hit, the position in ``query``
         of the key that hit, the posting's track id and its frame within the track.
         """
-        qpos, pos = equal_ranges(self.keys, np.asarray(query, self.keys.dtype))
+        query = np.asarray(query, self.keys.dtype)
+        bucket = query.astype(np.uint64) >> np.uint64(self.dir_shift)
+        inside = bucket < self.directory.size - 1
+        bucket = np.where(inside, bucket, 0).astype(np.int64)
+        lo = self.directory[bucket].astype(np.int64)
+        counts = np.where(inside, self.directory[bucket + 1] - lo, 0)
+        qpos, pos = _ramps(lo, counts)
+        keep = self.keys[pos] == query[qpos]
+        qpos, pos = qpos[keep], pos[keep]
         locs = np.asarray(self.locs[pos], np.int64)
         t = np.searchsorted(self.bases, locs, side="right") - 1
         return qpos, self.track_ids[t], locs - self.bases[t]

@@ -13,8 +13,13 @@ def _vote_against(ref_print, query_pcm, track=7):
     order = np.argsort(ref_print.hashes, kind="stable")
     qpos, pos = equal_ranges(ref_print.hashes[order], qp.hashes)
     frames = ref_print.frames[order][pos].astype(np.int64)
-    return vote(qp.triplet[qpos], qp.anchor_frames[qpos], np.full(qpos.size, track), frames,
-                searched_frames=1e5)
+    return vote(
+        qp.triplet[qpos],
+        qp.anchor_frames[qpos],
+        np.full(qpos.size, track),
+        frames,
+        searched_frames=1e5,
+    )
 
 
 @pytest.mark.parametrize("start_s", [3.0, 17.5, 41.25])

@@ -5,8 +5,9 @@ from fingerprinting.align import NullCalibration
 from reference_index.index import Index, default_calibration
 from service.media import change_speed, synth_programme
 
-CAL = NullCalibration(threshold=10.0, tail_at_threshold=0.1, slope=0.2, n_queries=100,
-                      max_null_score=15.0)
+CAL = NullCalibration(
+    threshold=10.0, tail_at_threshold=0.1, slope=0.2, n_queries=100, max_null_score=15.0
+)
 
 
 @pytest.fixture(scope="module")

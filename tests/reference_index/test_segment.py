@@ -51,3 +51,18 @@ def test_rejects_bad_input(tmp_path):
         write_segment(tmp_path / "s", np.zeros(3, np.uint32), np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match=">= 0"):
         write_segment(tmp_path / "s", np.zeros(1, np.uint32), np.zeros(1), np.array([-1]))
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000])
+def test_directory_lookup_matches_brute_force_on_wide_keys(tmp_path, n):
+    rng = np.random.default_rng(n)
+    keys = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    keys[: n // 3] = keys[0]  # a popular key
+    write_segment(tmp_path / "s.vseg", keys, np.zeros(n), np.arange(n))
+    seg = Segment.open(tmp_path / "s.vseg")
+    query = np.concatenate([keys[rng.integers(0, n, 50)], [0, 2**32 - 1, keys.max() + 1]])
+    query = query.astype(np.uint32)
+    qpos, _, frames = seg.lookup(query)
+    got = sorted(zip(qpos.tolist(), frames.tolist(), strict=True))
+    expect = sorted((i, int(f)) for i, k in enumerate(query) for f in np.nonzero(keys == k)[0])
+    assert got == expect
