@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             },
         },
-        "calibration": index.calibration.__dict__,
+        "calibration": {**index.calibration.__dict__, "null_scores": sorted(null.tolist())},
         "vigie": {
             "cells": score(queries, rows, ref_audio),
             "one_hour_indexing": hour,

@@ -56,6 +56,8 @@ def _open(source: Source, timeout: float | None) -> av.container.InputContainer:
     try:
         return av.open(source, mode="r", timeout=timeout)
     except av.FFmpegError as exc:
+        if isinstance(source, str) and "://" in source:
+            raise DecodeError(f"{what}: cannot open stream ({_reason(exc)})") from None
         raise DecodeError(f"{what}: not a readable media file ({_reason(exc)})") from None
     except (OSError, ValueError) as exc:
         raise DecodeError(f"{what}: cannot open ({exc})") from None

@@ -46,9 +46,8 @@ def _pick_peaks(
     is_max = spec == ndimage.maximum_filter(spec, size=size, mode="nearest")
     local_mean = ndimage.uniform_filter(spec, size=(p.whiten_frames, p.whiten_bins), mode="nearest")
     loudest = ndimage.maximum_filter1d(spec.max(axis=1), p.range_frames, mode="nearest")
-    prominence = p.query_min_prominence_db if query else p.min_prominence_db
     range_db = p.query_range_db if query else p.range_db
-    keep = is_max & (spec - local_mean >= prominence) & (spec >= p.floor_db)
+    keep = is_max & (spec - local_mean >= p.min_prominence_db) & (spec >= p.floor_db)
     keep &= spec >= (loudest - range_db)[:, None]
     t, f = np.nonzero(keep)
     # Parabolic refinement along each axis; edges stay at the integer position.

@@ -75,3 +75,23 @@ def test_video_without_audio_is_refused(tmp_path):
             out.mux(pkt)
     with pytest.raises(DecodeError, match="no audio stream"):
         decode_audio(str(path), 8000)
+
+
+def test_decodes_a_url_from_a_loopback_server(tmp_path, programme):  # noqa: D103
+    import functools
+    import http.server
+    import threading
+
+    write_audio(tmp_path / "a.mp3", programme[: 8000 * 6], 8000, bitrate=64000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.mp3"
+        y = decode_audio(url, 8000, max_seconds=4.0)
+        assert y.size == 4 * 8000
+        with pytest.raises(DecodeError, match="cannot open stream.*404"):
+            decode_audio(url.replace("a.mp3", "missing.mp3"), 8000)
+    finally:
+        server.shutdown()
