@@ -11,9 +11,9 @@ A copy played ``s`` times faster multiplies every frequency by ``s`` (unless pit
 corrected) and divides every time step by ``s``: frequency *ratios* and time *ratios* do not
 change, and the two coarse components move by at most 0.07 of an octave for ``|s - 1| <= 5 %``.
 So the query probes a few neighbouring hash values instead of searching dozens of speeds, and
-26 bits of a 32-bit hash stay specific enough to query 100 channel-hours at once. Pairs, the
-classic landmark, carry ~16 effective bits here: at 100 channel-hours each lookup would read
-hundreds of postings.
+the 27-bit hash (~19.5 effective bits on music) stays specific enough to query 100
+channel-hours at once. Pairs, the classic landmark, carry ~16 effective bits here: at 100
+channel-hours each lookup would read hundreds of postings (see README.md).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class Peaks:
 
 @dataclass(frozen=True)
 class AudioPrint:
-    """Reference landmarks of one recording.
+    """Reference fingerprint of one recording: triplet hashes and their anchor times.
 
     Attributes
     ----------

@@ -1,0 +1,1 @@
+"""The detection service: command line (and, later, the HTTP API and jobs)."""

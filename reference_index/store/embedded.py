@@ -53,7 +53,7 @@ class EmbeddedStore:
         Fingerprint parameters the postings are made with. Opening an existing store with
         other parameters raises :class:`ParamsMismatch`.
     key_dtype : numpy dtype
-        Dtype of posting keys (uint32 for audio landmarks).
+        Dtype of posting keys (uint32 for audio triplet hashes).
     """
 
     def __init__(self, root: Path, params: dict, key_dtype: np.dtype = np.dtype(np.uint32)):
