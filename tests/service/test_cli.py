@@ -129,3 +129,20 @@ def test_reindex_folder_with_jobs_and_bad_files(tmp_path):
     assert "broken.mp3" in done.stderr
     rows = json.loads(vigie(data, "channels", "list", "--json").stdout)
     assert rows[0]["indexed_hours"] == pytest.approx(60 / 3600, rel=0.01)
+
+
+def test_calibrate_measures_and_stores_this_index_null(indexed, tmp_path):
+    """Runs last in this module: it gives the shared index a calibration of its own."""
+    data, _, _ = indexed
+    negatives = tmp_path / "neg"
+    negatives.mkdir()
+    for i in range(3):
+        write_audio(negatives / f"n{i}.wav", synth_programme(30.0, seed=500 + i, sr=SR), SR)
+    done = vigie(data, "calibrate", str(negatives), "--queries", "60", "--seconds", "5")
+    assert "calibrated on 60 null queries" in done.stdout
+    stored = json.loads((data / "index" / "audio" / "calibration.json").read_text())
+    assert stored["n_queries"] == 60 and stored["slope"] > 0
+    few = vigie(data, "calibrate", str(negatives), "--queries", "10", check=False)
+    assert few.returncode != 0 and "--queries" in few.stderr
+    empty = vigie(data, "calibrate", str(tmp_path / "nothing"), check=False)
+    assert empty.returncode != 0 and len(empty.stderr.strip().splitlines()) == 1
