@@ -32,11 +32,9 @@ __all__ = [
     "change_speed",
     "change_tempo",
     "codec_roundtrip",
-    "cut",
     "load_audio",
     "mix_speech",
     "quieter_compressed",
-    "random_cuts",
 ]
 
 Transform = Callable[[np.ndarray, int, np.random.Generator, np.ndarray | None], np.ndarray]
@@ -305,85 +303,6 @@ def mix_speech(
         return x.copy()
     gain = rms_x / rms_s * 10.0 ** (level_db / 20.0)
     return (x + gain * looped).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- #
-# Cutting helpers
-# --------------------------------------------------------------------------- #
-
-
-def cut(y: np.ndarray, sr: int, start_s: float, seconds: float) -> np.ndarray:
-    """Extract ``seconds`` of audio starting at ``start_s``.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,)]
-        Mono signal.
-    sr : int
-        Sample rate in Hz.
-    start_s : float >= 0
-        Start time in seconds.
-    seconds : float > 0
-        Excerpt duration in seconds.
-
-    Returns
-    -------
-    excerpt : np.ndarray [shape=(round(seconds * sr),), dtype=float32]
-        A copy of the excerpt.
-
-    Raises
-    ------
-    ValueError
-        If the excerpt does not lie inside ``y``.
-    """
-    x = _as_mono_float32(y)
-    start = round(start_s * sr)
-    length = round(seconds * sr)
-    if start < 0 or length <= 0 or start + length > x.size:
-        raise ValueError(
-            f"cut [{start_s}, {start_s + seconds}] s is outside the signal "
-            f"(0 to {x.size / sr:.3f} s)"
-        )
-    return x[start : start + length].copy()
-
-
-def random_cuts(
-    duration_s: float,
-    seconds: float,
-    n: int,
-    rng: np.random.Generator,
-    margin_s: float = 0.0,
-) -> np.ndarray:
-    """Draw random excerpt start times, uniformly over the usable range.
-
-    Parameters
-    ----------
-    duration_s : float
-        Duration of the source in seconds.
-    seconds : float
-        Excerpt duration in seconds.
-    n : int
-        Number of start times to draw.
-    rng : np.random.Generator
-        Random generator.
-    margin_s : float
-        Seconds to keep clear at both ends of the source.
-
-    Returns
-    -------
-    starts : np.ndarray [shape=(n,), dtype=float64]
-        Start times in seconds, each in
-        ``[margin_s, duration_s - margin_s - seconds]``.
-
-    Raises
-    ------
-    ValueError
-        If the source is too short for one excerpt plus the margins.
-    """
-    lo, hi = margin_s, duration_s - margin_s - seconds
-    if seconds <= 0 or hi < lo:
-        raise ValueError(f"cannot cut {seconds} s with {margin_s} s margins from {duration_s} s")
-    return rng.uniform(lo, hi, size=n)
 
 
 # --------------------------------------------------------------------------- #

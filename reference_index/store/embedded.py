@@ -186,10 +186,10 @@ class EmbeddedStore:
     def _new_segment(
         self, manifest: dict, keys: np.ndarray, tracks: np.ndarray, frames: np.ndarray
     ) -> str:
+        """Write postings as a new segment file; the caller decides where the manifest lists it."""
         name = f"seg-{manifest['next_segment']:06d}.vseg"
         manifest["next_segment"] += 1
         write_segment(self.root / name, keys.astype(self.key_dtype), tracks, frames)
-        manifest["segments"].append(name)
         return name
 
     def add_track(
@@ -214,7 +214,10 @@ class EmbeddedStore:
             tid = manifest["next_track"]
             manifest["next_track"] += 1
             if keys.size:
-                self._new_segment(manifest, np.asarray(keys), np.full(keys.size, tid), frames)
+                name = self._new_segment(
+                    manifest, np.asarray(keys), np.full(keys.size, tid), frames
+                )
+                manifest["segments"].append(name)
             for old_id, old in list(manifest["tracks"].items()):
                 if old["channel_id"] == channel_id and old["source"] == source:
                     del manifest["tracks"][old_id]
@@ -253,7 +256,7 @@ class EmbeddedStore:
             [np.full(a.size, tid, np.int64) for tid, ps in self._head.items() for a, _ in ps]
         )
         with self._transaction() as manifest:
-            self._new_segment(manifest, keys, tracks, frames)
+            manifest["segments"].append(self._new_segment(manifest, keys, tracks, frames))
             for tid in np.unique(tracks):
                 rec = manifest["tracks"].get(str(int(tid)))
                 if rec is not None:
@@ -291,12 +294,11 @@ class EmbeddedStore:
                         fs.append((locs - seg.bases[t])[keep])
                     keys = np.concatenate(ks)
                     if keys.size:
-                        before = list(manifest["segments"])
-                        name = self._new_segment(
-                            manifest, keys, np.concatenate(ts), np.concatenate(fs)
+                        merged.append(
+                            self._new_segment(
+                                manifest, keys, np.concatenate(ts), np.concatenate(fs)
+                            )
                         )
-                        manifest["segments"] = before
-                        merged.append(name)
                 batch, count = [], 0
 
             for name in manifest["segments"]:

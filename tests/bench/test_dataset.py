@@ -220,21 +220,6 @@ def test_mix_speech_level_and_looping():
     assert db(rms(z2 - y) / rms(y)) == pytest.approx(-6.0, abs=0.5)
 
 
-def test_cut_and_random_cuts():
-    y = np.arange(10 * SR, dtype=np.float32)
-    c = ds.cut(y, SR, 2.5, 3.0)
-    assert len(c) == 3 * SR and c[0] == round(2.5 * SR)
-    with pytest.raises(ValueError):
-        ds.cut(y, SR, 8.0, 3.0)
-    starts = ds.random_cuts(10.0, 3.0, 200, np.random.default_rng(0), margin_s=1.0)
-    assert starts.shape == (200,)
-    assert starts.min() >= 1.0 and starts.max() <= 10.0 - 1.0 - 3.0
-    for s in starts[:5]:
-        assert len(ds.cut(y, SR, s, 3.0)) == 3 * SR
-    with pytest.raises(ValueError):
-        ds.random_cuts(3.0, 3.0, 1, np.random.default_rng(0), margin_s=1.0)
-
-
 def test_load_audio_roundtrip(tmp_path):
     y = music_like(1.0, sr=16_000)
     path = tmp_path / "x.wav"
