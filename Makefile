@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 VIGIE := $(VENV)/bin/vigie
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-video lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: install
 
 bench: install
 	$(PY) -m bench
+
+bench-video: install
+	$(PY) -m bench.video
 
 lint: install
 	$(VENV)/bin/ruff check .

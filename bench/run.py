@@ -275,8 +275,8 @@ def main(argv: list[str] | None = None) -> None:
 
     idx_dir = work / "index"
     shutil.rmtree(idx_dir, ignore_errors=True)
-    index = Index(idx_dir, calibration=NullCalibration(0, 1, 1, 0, 0))
-    prints = [fingerprint_file(str(p), index.audio_params) for p in corpus.refs]
+    index = Index(idx_dir, calibrations={"audio": NullCalibration(0, 1, 1, 0, 0)})
+    prints = [fingerprint_file(str(p), index.audio_params).audio for p in corpus.refs]
     for p, fp in zip(corpus.refs, prints, strict=True):
         index.add_recording(channel_of(p), str(p), fp)
     index.audio.compact()
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     pool = np.concatenate(
         [fp.hashes for fp in prints]
         + [
-            fingerprint_file(str(p), index.audio_params).hashes
+            fingerprint_file(str(p), index.audio_params).audio.hashes
             for p in corpus.calibration_negatives
         ]
     )
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             for s in (5.0, 10.0)
         ]
     )
-    index.calibration = NullCalibration.fit(null)
+    index.calibrations["audio"] = NullCalibration.fit(null)
     if args.write_calibration:
         index.calibration.save(ROOT / "reference_index" / "calibration_audio.json")
     min_conf = 0.999

@@ -7,7 +7,8 @@ runs in two stages, both vectorised:
 1. coarse: count distinct query triplets per (track, 0.5 s offset bin) -- a 5 % speed change
    drifts by at most 0.5 s over a 10 s sample -- and keep the best bins;
 2. fine: in each kept bin, search the speed (slope) on a grid and the offset to one frame,
-   counting the triplets within +-1 frame of the line. That count is the ``votes``.
+   counting the distinct voters (audio triplets, video frames) within +-1 frame of the
+   line. That count is the ``votes``.
 
 Confidence. Under the null hypothesis (the sample is in no reference) the ``H`` hits fall
 anywhere in the ``B`` frames searched, so the count along one line is Poisson with mean
@@ -189,7 +190,11 @@ def _best_line(
     closeness = np.abs(speeds - 1.0)[:, None] * np.ones_like(win)
     order = np.lexsort((closeness.ravel(), -grid.ravel(), -win.ravel()))
     s, o = divmod(int(order[0]), width)
-    return float(o + base), float(speeds[s]), int(win[s, o])
+    # The window summed distinct voters per offset; one voter can hit next to the line more
+    # than once (a video frame matches its neighbours too): count each once.
+    on_line = np.abs(off[s] - (o + base)) <= 1
+    votes = int(np.unique(voter[on_line]).size)
+    return float(o + base), float(speeds[s]), votes
 
 
 @dataclass(frozen=True)

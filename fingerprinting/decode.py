@@ -1,8 +1,9 @@
-"""Decode any file, URL or in-memory bytes FFmpeg reads into mono float32 PCM, in chunks.
+"""Decode any file, URL or in-memory bytes FFmpeg reads: mono float32 PCM and grey frames.
 
-PyAV (FFmpeg inside the wheel) does the demuxing, decoding and resampling. Audio is yielded
-in chunks of a bounded size so that an hour-long recording never sits whole in memory; the
-fingerprinter consumes the chunks as a stream.
+PyAV (FFmpeg inside the wheel) does the demuxing, decoding, resampling and scaling. One pass
+over the container feeds both outputs, so a network sample is read once and a recording is
+demuxed once. Audio comes in chunks of bounded size and frames in small batches, so an
+hour-long recording never sits whole in memory; the fingerprinters consume them as streams.
 """
 
 from __future__ import annotations
@@ -15,19 +16,33 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["DecodeError", "decode_audio", "iter_audio", "probe_duration"]
+from .sinks import AudioSink, FrameSink
+from .types import FrameBatch
+
+__all__ = [
+    "DecodeError",
+    "FrameBatch",
+    "decode_audio",
+    "decode_frames",
+    "iter_audio",
+    "iter_frames",
+    "iter_media",
+    "probe_duration",
+]
 
 Source = str | os.PathLike[str] | bytes | io.BufferedIOBase
 
 #: Default chunk length (seconds of output audio). 30 s at 8 kHz is 960 kB of float32.
 DEFAULT_CHUNK_SECONDS = 30.0
+#: Default width of decoded frames (pixels). Perceptual hashes look at 32 x 32 pixels; 192
+#: columns leave room to find black bars and picture-in-picture windows, and scaling down
+#: inside FFmpeg (area averaging) is cheaper than carrying full frames into Python.
+DEFAULT_FRAME_WIDTH = 192
 
 
 class DecodeError(Exception):
-    """The input could not be decoded into audio: missing, corrupt, unsupported or silent-less.
-
-    The message names the source and what was wrong, in one line, for users and bots.
-    """
+    """The input could not be decoded: missing, corrupt, unsupported, or without the media
+    asked for. The message names the source and what was wrong, in one line."""
 
 
 def _describe(source: Source) -> str:
@@ -68,6 +83,125 @@ def _reason(exc: BaseException) -> str:
     return text.split(":")[-1].strip() if ":" in text else text
 
 
+def iter_media(
+    source: Source,
+    *,
+    sample_rate: int | None = None,
+    fps: float | None = None,
+    width: int = DEFAULT_FRAME_WIDTH,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    max_seconds: float | None = None,
+    keyframes: bool | None = None,
+    timeout: float | None = 20.0,
+    require: str = "any",
+) -> Iterator[np.ndarray | FrameBatch]:
+    """Decode ``source`` once, yielding audio chunks and frame batches as they come.
+
+    Parameters
+    ----------
+    source : path, URL, bytes or binary file object
+        Anything FFmpeg demuxes. The first audio and the first video stream are used.
+    sample_rate : int or None
+        Audio output rate in Hz (the fingerprint rate, e.g. 8000); ``None``: no audio.
+    fps : float or None
+        Frames per second to keep (references densely, queries sparsely); ``None``: no video.
+    width : int
+        Width of output frames in pixels (never upscaled); the height keeps the display
+        aspect ratio.
+    chunk_seconds : float
+        Target audio chunk length in seconds; the last chunk may be shorter.
+    max_seconds : float or None
+        Stop after this much media (seconds); ``None`` reads to the end.
+    keyframes : bool or None
+        Decode keyframes only: much cheaper, and right when keyframes come at least ``fps``
+        times a second. ``None`` switches to it after four such keyframes, and back as soon
+        as one is late; ``True`` forces it, ``False`` never.
+    timeout : float or None
+        FFmpeg open/read timeout in seconds for network sources.
+    require : {"any", "audio", "video"}
+        Which output must exist: a missing one raises :class:`DecodeError`.
+
+    Yields
+    ------
+    ndarray of float32 (an audio chunk) or :class:`FrameBatch`
+    """
+    if sample_rate is None and fps is None:
+        raise ValueError("ask for audio (sample_rate), video (fps) or both")
+    what = _describe(source)
+    container = _open(source, timeout)
+    try:
+        a_stream = container.streams.audio[0] if sample_rate and container.streams.audio else None
+        v_stream = container.streams.video[0] if fps and container.streams.video else None
+        if require == "audio" and a_stream is None:
+            raise DecodeError(f"{what}: no audio stream")
+        if require == "video" and v_stream is None:
+            raise DecodeError(f"{what}: no video stream")
+        if a_stream is None and v_stream is None:
+            wanted = " or ".join(k for k, v in (("audio", sample_rate), ("video", fps)) if v)
+            raise DecodeError(f"{what}: no {wanted} stream")
+        t0 = container.start_time / av.time_base if container.start_time is not None else 0.0
+        audio_sink = frame_sink = None
+        if a_stream is not None:
+            a_stream.thread_type = "AUTO"
+            limit = None if max_seconds is None else int(round(max_seconds * sample_rate))
+            chunk_len = max(1, int(round(chunk_seconds * sample_rate)))
+            audio_sink = AudioSink(sample_rate, chunk_len, limit)
+        if v_stream is not None:
+            v_stream.thread_type = "AUTO"
+            frame_sink = FrameSink(v_stream, fps, width, t0, max_seconds, keyframes)
+        streams = [s for s in (a_stream, v_stream) if s is not None]
+        yield from _demux(container, streams, audio_sink, frame_sink, what)
+        if audio_sink is not None:
+            yield from audio_sink.finish()
+        if frame_sink is not None:
+            yield from frame_sink.finish()
+        produced_audio = audio_sink is not None and audio_sink.produced > 0
+        produced_video = frame_sink is not None and frame_sink.produced > 0
+        if require == "audio" and not produced_audio:
+            raise DecodeError(f"{what}: no decodable audio")
+        if require == "video" and not produced_video:
+            raise DecodeError(f"{what}: no decodable video frames")
+        if not (produced_audio or produced_video):
+            raise DecodeError(f"{what}: no decodable audio or video")
+    finally:
+        container.close()
+
+
+def _demux(
+    container: av.container.InputContainer,
+    streams: list,
+    audio_sink: AudioSink | None,
+    frame_sink: FrameSink | None,
+    what: str,
+) -> Iterator[np.ndarray | FrameBatch]:
+    errors = 0
+    packets = container.demux(*streams)
+    while True:
+        if (audio_sink is None or audio_sink.done) and (frame_sink is None or frame_sink.done):
+            return
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            raise DecodeError(f"{what}: corrupt stream ({_reason(exc)})") from None
+        is_video = packet.stream.type == "video"
+        sink = frame_sink if is_video else audio_sink
+        if sink is None or sink.done:
+            continue
+        for pk in frame_sink.to_decode(packet) if is_video else (packet,):
+            try:
+                decoded = pk.decode()
+            except av.FFmpegError:
+                # One damaged packet in a broadcast capture is normal; many are not.
+                errors += 1
+                if errors > 50:
+                    raise DecodeError(f"{what}: too many corrupt packets") from None
+                continue
+            for frame in decoded:
+                yield from sink.push(frame)
+
+
 def iter_audio(
     source: Source,
     sample_rate: int,
@@ -76,105 +210,44 @@ def iter_audio(
     max_seconds: float | None = None,
     timeout: float | None = 20.0,
 ) -> Iterator[np.ndarray]:
-    """Yield mono float32 PCM chunks of ``source`` resampled to ``sample_rate``.
+    """Yield mono float32 PCM chunks of ``source`` resampled to ``sample_rate`` (Hz).
 
-    Parameters
-    ----------
-    source : path, URL, bytes or binary file object
-        Anything FFmpeg demuxes. The first audio stream is used.
-    sample_rate : int
-        Output rate in Hz (the fingerprint rate, e.g. 8000).
-    chunk_seconds : float
-        Target chunk length in seconds; the last chunk may be shorter.
-    max_seconds : float or None
-        Stop after this much output audio (seconds); ``None`` reads to the end.
-    timeout : float or None
-        FFmpeg open/read timeout in seconds for network sources.
-
-    Raises
-    ------
-    DecodeError
-        No audio stream, corrupt data, or no decodable audio at all.
+    Raises :class:`DecodeError` for no audio stream, corrupt data or no decodable audio.
+    See :func:`iter_media` for the parameters.
     """
-    what = _describe(source)
-    chunk_len = max(1, int(round(chunk_seconds * sample_rate)))
-    limit = None if max_seconds is None else int(round(max_seconds * sample_rate))
-    container = _open(source, timeout)
-    try:
-        if not container.streams.audio:
-            raise DecodeError(f"{what}: no audio stream")
-        stream = container.streams.audio[0]
-        stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        # Compressed audio comes in frames of a few ms; resampling each one costs more than
-        # decoding it. A FIFO batches them into blocks of about a second first.
-        fifo = av.AudioFifo()
-        block = None
-        pending: list[np.ndarray] = []
-        pending_len = 0
-        produced = 0
+    yield from iter_media(
+        source,
+        sample_rate=sample_rate,
+        chunk_seconds=chunk_seconds,
+        max_seconds=max_seconds,
+        timeout=timeout,
+        require="audio",
+    )
 
-        def frames() -> Iterator[av.AudioFrame | None]:
-            nonlocal block, fifo
-            errors = 0
-            packets = container.demux(stream)
-            while True:
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                except av.FFmpegError as exc:
-                    raise DecodeError(f"{what}: corrupt stream ({_reason(exc)})") from None
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:
-                    # One damaged packet in a broadcast capture is normal; many are not.
-                    errors += 1
-                    if errors > 50:
-                        raise DecodeError(f"{what}: too many corrupt audio packets") from None
-                    continue
-                for frame in decoded:
-                    if block is None:
-                        block = max(1024, frame.sample_rate)
-                    if fifo.samples and (
-                        frame.format.name != fifo.format.name
-                        or frame.layout.name != fifo.layout.name
-                        or frame.sample_rate != fifo.sample_rate
-                    ):
-                        yield fifo.read()  # the stream changed format: flush what we have
-                        fifo = av.AudioFifo()
-                    frame.pts = None
-                    fifo.write(frame)
-                    if fifo.samples >= block:
-                        yield fifo.read()
-            if fifo.samples:
-                yield fifo.read()
-            yield None  # flush marker for the resampler
 
-        for frame in frames():
-            for out in resampler.resample(frame):
-                data = out.to_ndarray().reshape(-1)
-                if limit is not None and produced + pending_len + data.size > limit:
-                    data = data[: max(0, limit - produced - pending_len)]
-                pending.append(data)
-                pending_len += data.size
-                while pending_len >= chunk_len:
-                    buf = np.concatenate(pending)
-                    yield buf[:chunk_len]
-                    produced += chunk_len
-                    rest = buf[chunk_len:]
-                    pending, pending_len = ([rest], rest.size) if rest.size else ([], 0)
-                if limit is not None and produced + pending_len >= limit:
-                    break
-            if limit is not None and produced + pending_len >= limit:
-                break
-        if pending_len:
-            yield np.concatenate(pending)
-            produced += pending_len
-        if produced == 0:
-            raise DecodeError(f"{what}: no decodable audio")
-    finally:
-        container.close()
+def iter_frames(
+    source: Source,
+    fps: float,
+    *,
+    width: int = DEFAULT_FRAME_WIDTH,
+    max_seconds: float | None = None,
+    keyframes: bool | None = None,
+    timeout: float | None = 20.0,
+) -> Iterator[FrameBatch]:
+    """Yield grey frames of ``source`` at ``fps`` frames per second, in batches.
+
+    Raises :class:`DecodeError` for no video stream or no decodable frame. See
+    :func:`iter_media` for the parameters.
+    """
+    yield from iter_media(
+        source,
+        fps=fps,
+        width=width,
+        max_seconds=max_seconds,
+        keyframes=keyframes,
+        timeout=timeout,
+        require="video",
+    )
 
 
 def decode_audio(
@@ -187,6 +260,11 @@ def decode_audio(
     """Decode ``source`` whole into one mono float32 array (for short samples and tests)."""
     chunks = list(iter_audio(source, sample_rate, max_seconds=max_seconds, timeout=timeout))
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def decode_frames(source: Source, fps: float, **kwargs: object) -> FrameBatch:
+    """Decode ``source``'s frames at ``fps`` whole into one batch (for samples and tests)."""
+    return FrameBatch.concat(list(iter_frames(source, fps, **kwargs)))
 
 
 def probe_duration(source: Source) -> float | None:

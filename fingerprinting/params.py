@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["AudioParams"]
+__all__ = ["AudioParams", "VideoParams"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,167 @@ class AudioParams:
     def as_dict(self) -> dict[str, float | int]:
         """Plain dict, recorded by the index so it can refuse mixed parameters."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    """Video fingerprint parameters. Changing the hashing ones needs a full re-index.
+
+    Attributes
+    ----------
+    ref_fps, query_fps : float
+        Frames per second hashed in references (dense: every 0.2 s has a posting, so a query
+        frame is never more than 0.1 s from one) and in suspect samples (sparse: 20 frames
+        in a 10 s sample are plenty of independent votes).
+    frame_width : int
+        Width of decoded frames, in pixels (see :data:`fingerprinting.decode.DEFAULT_FRAME_WIDTH`).
+    canonical_size : int
+        Side of the square, bar-free picture that is hashed (pixels): the hashes resample
+        to 32 x 32 (pHash) or 9 x 8 (dHash); 64 leaves them an anti-aliasing margin.
+    frame_hash : str
+        ``"dhash"`` or ``"phash"`` (imagehash's definitions, 64 bits). dHash, measured over
+        Vigie's query probes (``bench/results/video_hashes.md``): 97.9 % of true frames
+        found at a chance rate of 1e-3 per frame pair, against 93.9 % for pHash (crop 10 %:
+        99.5 against 71.5 %; pillarbox: 86 against 75 %), at 10 us per picture against
+        24 us. PDQ (256 bits) found 98.8 %, at 92 us and four times the index.
+    black_level : float
+        Luma at most this is black (video black is 16; low bitrate encoders add noise and
+        ringing).
+    bar_dark_fraction : float
+        A row or column is bar when at least this fraction of its pixels is black: logos
+        and pirate watermarks are often drawn over the bars.
+    bar_max_fraction : float
+        Largest fraction of a side taken as bars; the rest is picture even if dark.
+    bar_window : int
+        Bars are the narrowest seen over this many neighbouring frames: bars are static,
+        and a dark shot next to a bar must not widen it.
+    flat_std : float
+        A canonical picture with less spread than this (grey levels) is black, a fade or a
+        flat card: it never votes.
+    stripes_ratio : float
+        A picture whose vertical detail is under this fraction of its horizontal detail is
+        made of vertical stripes (colour bars, test cards): it never votes.
+    logo_box : tuple of float
+        (width, height) of each corner box, as fractions of the picture, filled with the
+        picture's mean before hashing: channel logos, pirate watermarks and blurred-out
+        logos live there, and must weigh nothing in the hash.
+    ticker_band : float
+        Height of the bottom band (fraction of the picture) filled the same way: news
+        tickers and pirates' scrolling banners run there.
+    chunk_bits : int
+        Multi-index hashing: the 64-bit hash is split into 64 / chunk_bits chunks; two
+        hashes within distance ``d`` share a chunk within ``d // chunks`` bits.
+    probe_radius : int
+        Bits flipped in each chunk when probing (1: 17 probes per chunk), so every reference
+        frame within ``(probe_radius + 1) * chunks - 1`` bits is found exactly (7 bits).
+    max_distance : int
+        Hamming distance (bits of 64) up to which a reference frame counts as the same
+        picture; within the 7 bits that multi-index hashing finds exactly. Measured on the
+        quick video bench (dHash, 20 channel-hours): 6 bits found 100 % of the 10 s and
+        98.5 % of the 5 s queries, with the highest null score at 8.1; 4, 5, 8 and 10 bits
+        found 96.2/82.3, 100/92.3, 98.5/93.1 and 97.7/90.0 %. Fewer bits leave fewer chance
+        hits, so the model expects fewer and chance lines score higher; more bits let chance
+        hits crowd the true line.
+    crop_probes : tuple of float
+        Total crops (fraction of each dimension) a query is zoomed back out for (edges
+        replicated), since pirates crop away logos and borders.
+    aspect_probes : tuple of float
+        Crops of one dimension only (fraction of it) undone the same way: a 16:9 channel
+        cut to 4:3 for a pillarboxed restream loses 25 % of its width, a 4:3 one cut to
+        16:9 25 % of its height.
+    pip_edge_level : float
+        Picture-in-picture windows are found from their borders: straight edges that stay
+        in place while the pictures on both sides move. A pixel is on an edge in a frame
+        when the luma step across it exceeds this (grey levels) and is the local maximum.
+    pip_lines : int
+        Candidate border rows and columns kept (the strongest persistent lines of each).
+    pip_scale : tuple of float
+        Smallest and largest window side, as a fraction of the frame side.
+    pip_aspect_tolerance : float
+        A window keeps the frame's aspect ratio within this relative tolerance (insets are
+        scaled, not stretched).
+    pip_min_side, pip_min_border : float
+        Each side of a window must be an edge in at least ``pip_min_side`` of its length
+        and frames on average, and the four sides together ``pip_min_border``.
+    pip_windows : int
+        Windows probed at most (the best-bordered ones).
+    group_distance : int
+        Consecutive sample frames whose pictures are within this many bits of the first
+        frame of their group are one picture and vote once (a frozen stream repeats one
+        frame). Merging near-identical pictures too (2 or 4 bits) was measured: it took
+        the 10 s recall from 98.5 % to 92.3 % (2 bits, pHash) for no fewer false matches,
+        since slow scenes change by a few bits a frame.
+    max_speed_change : float
+        Largest relative speed change searched (0.05 = +-5 %).
+    speed_step : float
+        Step of the slope search (1 %: 0.1 s over a 10 s sample, half a reference frame).
+    coarse_frames : int
+        First-stage offset bin of the voting, in reference frames (1.6 s > 5 % of 10 s).
+    """
+
+    ref_fps: float = 5.0
+    query_fps: float = 2.0
+    frame_width: int = 192
+    canonical_size: int = 64
+    frame_hash: str = "dhash"
+    black_level: float = 40.0
+    bar_dark_fraction: float = 0.75
+    bar_max_fraction: float = 0.3
+    bar_window: int = 25
+    flat_std: float = 6.0
+    stripes_ratio: float = 0.15
+    logo_box: tuple[float, float] = (0.22, 0.18)
+    ticker_band: float = 0.12
+    chunk_bits: int = 16
+    probe_radius: int = 1
+    max_distance: int = 6
+    crop_probes: tuple[float, ...] = (0.05, 0.10)
+    aspect_probes: tuple[float, ...] = (0.25,)
+    pip_edge_level: float = 6.0
+    pip_lines: int = 10
+    pip_scale: tuple[float, float] = (0.3, 0.9)
+    pip_aspect_tolerance: float = 0.12
+    pip_min_side: float = 0.3
+    pip_min_border: float = 0.55
+    pip_windows: int = 4
+    group_distance: int = 0
+    max_speed_change: float = 0.05
+    speed_step: float = 0.01
+    coarse_frames: int = 8
+
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds per reference frame (the time unit of video postings)."""
+        return 1.0 / self.ref_fps
+
+    def __post_init__(self) -> None:
+        if self.frame_hash not in ("dhash", "phash"):
+            raise ValueError(f"frame_hash must be 'dhash' or 'phash', not {self.frame_hash!r}")
+        if 64 % self.chunk_bits:
+            raise ValueError(f"chunk_bits must divide 64, not {self.chunk_bits}")
+
+    @property
+    def chunks(self) -> int:
+        """Chunks (key spaces) of the multi-index hash."""
+        return 64 // self.chunk_bits
+
+    def index_dict(self) -> dict:
+        """The parameters that decide what is stored: recorded by the index, which refuses
+        to mix postings made with other ones. (Query-side ones may change freely.)"""
+        keys = (
+            "ref_fps",
+            "frame_width",
+            "canonical_size",
+            "frame_hash",
+            "black_level",
+            "bar_dark_fraction",
+            "bar_max_fraction",
+            "bar_window",
+            "flat_std",
+            "stripes_ratio",
+            "logo_box",
+            "ticker_band",
+            "chunk_bits",
+        )
+        d = asdict(self)
+        return {k: list(d[k]) if isinstance(d[k], tuple) else d[k] for k in keys}

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AudioPrint", "Peaks", "QueryPrint"]
+__all__ = [
+    "AudioPrint",
+    "Fingerprint",
+    "FrameBatch",
+    "Peaks",
+    "QueryPrint",
+    "VideoPrint",
+    "VideoQuery",
+]
 
 
 @dataclass(frozen=True)
@@ -37,24 +45,70 @@ class Peaks:
 
 
 @dataclass(frozen=True)
-class AudioPrint:
-    """Reference fingerprint of one recording: triplet hashes and their anchor times.
+class Fingerprint:
+    """Reference fingerprint of one recording: hashes and the time of each.
 
     Attributes
     ----------
-    hashes : ndarray of uint32
-        Landmark hashes, sorted by ``frames``.
+    hashes : ndarray of uint32 (audio triplets) or uint64 (video frames)
+        Hashes, sorted by ``frames``.
     frames : ndarray of uint32
-        Anchor time of each hash, in frames of ``hop_seconds`` from the recording's start.
+        Time of each hash, in frames of ``hop_seconds`` from the recording's start.
     hop_seconds : float
         Seconds per frame.
     duration_seconds : float
-        Length of the audio that was fingerprinted.
+        Length of the media that was fingerprinted.
     """
 
     hashes: np.ndarray
     frames: np.ndarray
     hop_seconds: float
+    duration_seconds: float
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+
+class AudioPrint(Fingerprint):
+    """Audio fingerprint: uint32 triplet hashes at their anchor peak's frame (32 ms)."""
+
+
+class VideoPrint(Fingerprint):
+    """Video fingerprint: uint64 perceptual hashes of informative frames (0.2 s frames)."""
+
+
+@dataclass(frozen=True)
+class VideoQuery:
+    """What a suspect sample's frames look up: one hash per frame and probe.
+
+    Attributes
+    ----------
+    hashes : ndarray of uint64
+        Perceptual hash of each (frame, probe) that is informative.
+    frame : ndarray of int64
+        Sample frame each hash comes from.
+    voter : ndarray of int64
+        Picture group of that frame (consecutive frames showing the same picture): a group
+        votes once per alignment line.
+    times : ndarray of float64
+        That frame's time in the sample, in seconds.
+    probe : ndarray of int64
+        Index into ``probe_names`` of the view hashed (whole, mirrored, zoomed out, a
+        picture-in-picture window).
+    probe_names : tuple of str
+    n_frames : int
+        Frames sampled, informative or not.
+    duration_seconds : float
+        Length of the sample.
+    """
+
+    hashes: np.ndarray
+    frame: np.ndarray
+    voter: np.ndarray
+    times: np.ndarray
+    probe: np.ndarray
+    probe_names: tuple[str, ...]
+    n_frames: int
     duration_seconds: float
 
     def __len__(self) -> int:
@@ -87,3 +141,31 @@ class QueryPrint:
 
     def __len__(self) -> int:
         return int(self.hashes.size)
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Decoded video frames, downscaled and grey.
+
+    Attributes
+    ----------
+    times : ndarray of float64, shape (n,)
+        Presentation time of each frame, in seconds from the start of the source.
+    gray : ndarray of uint8, shape (n, height, width)
+        Luma, scaled so that the display aspect ratio is kept.
+    """
+
+    times: np.ndarray
+    gray: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+    @classmethod
+    def concat(cls, parts: list[FrameBatch]) -> FrameBatch:
+        """Join batches of one stream (all of one frame size), in order."""
+        if not parts:
+            return cls(np.empty(0), np.empty((0, 0, 0), np.uint8))
+        return cls(
+            np.concatenate([p.times for p in parts]), np.concatenate([p.gray for p in parts])
+        )

@@ -1,7 +1,8 @@
 """The Index facade: add reference fingerprints, query suspect samples, name channels.
 
-Owns one posting store per modality (audio for now) under ``<data_dir>/index/``, the null
-calibration that turns vote scores into confidences, and the mapping from tracks back to
+Owns one posting store per modality under ``<data_dir>/index/`` (``audio/``: triplet
+hashes; ``video/``: frame hashes in four multi-index key spaces), the null calibration of
+each modality that turns vote scores into confidences, and the mapping from tracks back to
 channels and reference times.
 """
 
@@ -15,18 +16,22 @@ import numpy as np
 
 from fingerprinting import audio
 from fingerprinting.align import Alignment, NullCalibration, vote
-from fingerprinting.params import AudioParams
-from fingerprinting.types import AudioPrint, Peaks
+from fingerprinting.params import AudioParams, VideoParams
+from fingerprinting.types import AudioPrint, Peaks, VideoPrint, VideoQuery
 
+from .mih import chunk_keys, distinct_rows, near_hashes
 from .store.base import PostingStore, Track
 from .store.embedded import EmbeddedStore
 
-__all__ = ["Candidate", "Index", "default_calibration"]
+__all__ = ["MODALITIES", "Candidate", "Index", "default_calibration"]
+
+MODALITIES = ("audio", "video")
 
 
-def default_calibration() -> NullCalibration:
-    """Null calibration shipped with Vigie, measured by ``python -m bench`` (see README)."""
-    ref = resources.files("reference_index").joinpath("calibration_audio.json")
+def default_calibration(modality: str = "audio") -> NullCalibration:
+    """Null calibration shipped with Vigie for ``modality``, measured by ``python -m bench``
+    (see README)."""
+    ref = resources.files("reference_index").joinpath(f"calibration_{modality}.json")
     with resources.as_file(ref) as path:
         return NullCalibration.load(path)
 
@@ -38,6 +43,8 @@ class Candidate:
     Attributes
     ----------
     channel_id : str
+    modality : str
+        ``"audio"`` or ``"video"``.
     track : Track
         The reference track that aligned best.
     offset_seconds : float
@@ -46,7 +53,7 @@ class Candidate:
     speed : float
         Suspect speed relative to the reference (1.04 = 4 % fast).
     votes : int
-        Query triplets agreeing on the offset and speed.
+        Query triplets (audio) or sample frames (video) agreeing on the offset and speed.
     score : float
         ``-log10`` chance probability under the Poisson model (uncalibrated).
     p_value : float
@@ -56,6 +63,7 @@ class Candidate:
     """
 
     channel_id: str
+    modality: str
     track: Track
     offset_seconds: float
     speed: float
@@ -72,50 +80,85 @@ class Index:
     ----------
     root : Path
         Index folder (``<VIGIE_DATA_DIR>/index``).
-    audio_params : AudioParams
-        Landmark parameters; must equal those the index was built with.
-    calibration : NullCalibration or None
-        Null-score tail; ``None`` loads ``<root>/audio/calibration.json`` if present, else
-        the calibration shipped with Vigie.
+    audio_params, video_params : AudioParams, VideoParams
+        Fingerprint parameters; those that shape postings must equal the ones the index
+        was built with.
+    calibrations : dict or None
+        Null-score tail per modality; a missing one is loaded from
+        ``<root>/<modality>/calibration.json`` if present, else the one shipped with Vigie.
     """
 
     def __init__(
         self,
         root: Path,
         audio_params: AudioParams = AudioParams(),
-        calibration: NullCalibration | None = None,
+        video_params: VideoParams = VideoParams(),
+        calibrations: dict[str, NullCalibration] | None = None,
     ):
         self.root = Path(root)
         self.audio_params = audio_params
+        self.video_params = video_params
         self.audio: PostingStore = EmbeddedStore(
             self.root / "audio", audio_params.as_dict(), np.dtype(np.uint32)
         )
-        if calibration is None:
-            own = self.root / "audio" / "calibration.json"
-            calibration = NullCalibration.load(own) if own.exists() else default_calibration()
-        self.calibration = calibration
+        self.video: PostingStore = EmbeddedStore(
+            self.root / "video",
+            video_params.index_dict(),
+            np.dtype(np.uint64),
+            parts=video_params.chunks,
+            prefix_bits=video_params.chunk_bits,
+        )
+        self.calibrations = dict(calibrations or {})
+        for modality in MODALITIES:
+            if modality not in self.calibrations:
+                own = self.root / modality / "calibration.json"
+                self.calibrations[modality] = (
+                    NullCalibration.load(own) if own.exists() else default_calibration(modality)
+                )
+
+    @property
+    def calibration(self) -> NullCalibration:
+        """The audio calibration (kept for callers that predate video)."""
+        return self.calibrations["audio"]
+
+    def store(self, modality: str) -> PostingStore:
+        """The posting store of ``"audio"`` or ``"video"``."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, not {modality!r}")
+        return self.audio if modality == "audio" else self.video
 
     # -- writing ---------------------------------------------------------------------------
     def add_recording(
         self,
         channel_id: str,
         source: str,
-        prints: AudioPrint,
+        prints: AudioPrint | VideoPrint,
         *,
         kind: str = "asset",
         start: float = 0.0,
     ) -> Track:
-        """Store a recording's fingerprint as one track, replacing an earlier copy of it."""
-        return self.audio.add_track(
+        """Store a recording's fingerprint of one modality as one track, replacing an earlier
+        copy of it (same channel, source and modality)."""
+        is_video = isinstance(prints, VideoPrint)
+        keys = (
+            chunk_keys(prints.hashes, self.video_params.chunk_bits) if is_video else prints.hashes
+        )
+        return self.store("video" if is_video else "audio").add_track(
             channel_id,
             source,
-            prints.hashes,
+            keys,
             prints.frames,
             hop_seconds=prints.hop_seconds,
             kind=kind,
             start=start,
             length_frames=int(np.ceil(prints.duration_seconds / prints.hop_seconds)),
         )
+
+    def _tracks(self, modality: str, channels: set[str] | None) -> dict[int, Track]:
+        tracks = self.store(modality).tracks()
+        if channels is not None:
+            tracks = {k: t for k, t in tracks.items() if t.channel_id in channels}
+        return tracks
 
     # -- reading ---------------------------------------------------------------------------
     def query_audio(
@@ -130,9 +173,7 @@ class Index:
         ``pk`` are the sample's peaks (:func:`fingerprinting.audio.query_peaks`).
         """
         p = self.audio_params
-        tracks = self.audio.tracks()
-        if channels is not None:
-            tracks = {k: t for k, t in tracks.items() if t.channel_id in channels}
+        tracks = self._tracks("audio", channels)
         qp = audio.query_print(pk, p)
         if not tracks or len(qp) == 0:
             return []
@@ -147,12 +188,57 @@ class Index:
             speed_step=p.speed_step,
             top=top,
         )
-        return [self._candidate(a, tracks[a.track]) for a in aligned]
+        return [self._candidate("audio", a, tracks[a.track]) for a in aligned]
 
-    def _candidate(self, a: Alignment, track: Track) -> Candidate:
-        p_value = self.calibration.p_value(a.score)
+    def query_video(
+        self,
+        vq: VideoQuery,
+        *,
+        channels: set[str] | None = None,
+        top: int = 5,
+    ) -> list[Candidate]:
+        """Channels whose reference pictures align in time with the sample's, best first.
+
+        ``vq`` holds the sample's probe hashes (:func:`fingerprinting.video.video_query`).
+        A reference frame near any probe of a sample frame is a hit of that frame; the
+        votes are the sample's distinct pictures (:attr:`VideoQuery.voter`) on one line
+        ``t_ref = offset + speed x t_sample``.
+        """
+        p = self.video_params
+        tracks = self._tracks("video", channels)
+        if not tracks or len(vq) == 0:
+            return []
+        near = near_hashes(
+            self.video,
+            vq.hashes,
+            max_distance=p.max_distance,
+            chunk_bits=p.chunk_bits,
+            radius=p.probe_radius,
+            track_ids=np.fromiter(tracks, np.int64),
+        )
+        # A sample frame that finds one reference frame through several probes: one hit.
+        q = near.query_pos
+        _, track, frame, voter, t_sample = distinct_rows(
+            vq.frame[q], near.track, near.frame, vq.voter[q], vq.times[q]
+        )
+        aligned = vote(
+            voter,
+            t_sample / p.hop_seconds,
+            track,
+            frame,
+            float(sum(t.frames for t in tracks.values())),
+            max_speed_change=p.max_speed_change,
+            speed_step=p.speed_step,
+            coarse_frames=p.coarse_frames,
+            top=top,
+        )
+        return [self._candidate("video", a, tracks[a.track]) for a in aligned]
+
+    def _candidate(self, modality: str, a: Alignment, track: Track) -> Candidate:
+        p_value = self.calibrations[modality].p_value(a.score)
         return Candidate(
             channel_id=track.channel_id,
+            modality=modality,
             track=track,
             offset_seconds=track.start + a.offset_frames * track.hop_seconds,
             speed=a.speed,
@@ -162,13 +248,14 @@ class Index:
             confidence=1.0 - p_value,
         )
 
-    def stats(self) -> dict:
-        """Size figures for reports: tracks, hours, postings, bytes."""
-        tracks = self.audio.tracks()
+    def stats(self, modality: str = "audio") -> dict:
+        """Size figures of one modality for reports: tracks, hours, postings, bytes."""
+        store = self.store(modality)
+        tracks = store.tracks()
         seconds = sum(t.seconds for t in tracks.values())
         return {
             "tracks": len(tracks),
             "hours": seconds / 3600.0,
-            "postings": self.audio.posting_count(),
-            "bytes": self.audio.disk_bytes(),
+            "postings": store.posting_count(),
+            "bytes": store.disk_bytes(),
         }

@@ -24,7 +24,7 @@ from fingerprinting.decode import DecodeError
 from reference_index.batch import IndexedFile, expand_sources, reindex
 from reference_index.calibrate import measure_null_scores
 from reference_index.catalog import Catalog, CatalogError
-from reference_index.index import Index
+from reference_index.index import MODALITIES, Index
 from reference_index.store.base import ParamsMismatch
 
 from .detect import scan_source
@@ -87,8 +87,13 @@ def channels_list(
     channels = _catalog(settings).channels()
     hours: dict[str, float] = {}
     if settings.index_dir.exists():
-        for t in _index(settings).audio.tracks().values():
-            hours[t.channel_id] = hours.get(t.channel_id, 0.0) + t.seconds / 3600.0
+        index = _index(settings)
+        for modality in MODALITIES:
+            per_channel: dict[str, float] = {}
+            for t in index.store(modality).tracks().values():
+                per_channel[t.channel_id] = per_channel.get(t.channel_id, 0.0) + t.seconds / 3600
+            for ch, h in per_channel.items():
+                hours[ch] = max(hours.get(ch, 0.0), h)
     rows = [{**c.as_dict(), "indexed_hours": round(hours.get(c.id, 0.0), 4)} for c in channels]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -172,9 +177,16 @@ def scan_cmd(
     if not result.matches:
         typer.echo(f"no_match ({data['sample']['seconds']} s sampled from {source})")
     for m in data["matches"]:
+        evidence = []
+        if m["audio"]:
+            evidence.append(f"{m['audio']['votes']} aligned audio hashes")
+        if m["video"]:
+            evidence.append(f"{m['video']['frames_matched']} aligned frames")
+        if m["modalities_agree"] is False:
+            evidence.append("audio and video disagree on the offset")
         typer.echo(
             f"match: channel {m['channel_id']} at {m['offset_seconds']} s, speed {m['speed']}, "
-            f"confidence {m['confidence']}, {m['audio']['votes']} aligned hashes"
+            f"confidence {m['confidence']}, " + ", ".join(evidence)
         )
     typer.echo(json.dumps(data))
 
@@ -187,17 +199,24 @@ def calibrate_cmd(
     ],
     seconds: Annotated[float, typer.Option("--seconds", help="Query length (s).")] = 10.0,
     queries: Annotated[int, typer.Option("--queries", min=50, help="Null queries.")] = 300,
+    modality: Annotated[
+        str, typer.Option("--modality", help="Which fingerprints: audio or video.")
+    ] = "audio",
 ) -> None:
     """Measure the null score distribution of this index and store its calibration."""
+    if modality not in MODALITIES:
+        raise _fail(f"--modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
     settings = _settings()
     index = _index(settings)
     files = expand_sources(negatives)
     try:
-        scores = measure_null_scores(index, files, seconds=seconds, n_queries=queries)
+        scores = measure_null_scores(
+            index, files, seconds=seconds, n_queries=queries, modality=modality
+        )
     except (DecodeError, ValueError) as exc:
         raise _fail(str(exc)) from None
     cal = NullCalibration.fit(scores)
-    path = Path(index.root) / "audio" / "calibration.json"
+    path = Path(index.root) / modality / "calibration.json"
     cal.save(path)
     typer.echo(
         f"calibrated on {cal.n_queries} null queries: slope {cal.slope:.3f}, "

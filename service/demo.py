@@ -1,7 +1,8 @@
-"""``make demo``: index a channel, detect a pirate restream of it, reject an unrelated stream.
+"""``make demo``: index two channels, detect pirate restreams of one, reject a stranger.
 
 Runs the real ``vigie`` commands on media it synthesises (no files from outside needed), in
-a fresh data folder (``./demo-data`` unless ``VIGIE_DATA_DIR`` says otherwise).
+a fresh data folder (``./demo-data`` unless ``VIGIE_DATA_DIR`` says otherwise). One pirate
+copy is sound only, played 4 % fast; the other is pictures only, mirrored and letterboxed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .media import change_speed, synth_programme, write_audio
+import numpy as np
+
+from .media import change_speed, synth_pictures, synth_programme, write_audio, write_video
 
 SR = 22050
+FPS = 12.5
 
 
 def _vigie(*args: str, env: dict[str, str]) -> str:
@@ -37,41 +41,61 @@ def main() -> None:
     media.mkdir(parents=True)
     env = {**os.environ, "VIGIE_DATA_DIR": str(data)}
 
-    print("1. Making media: two channels' recordings (3 min each), a pirate copy, a stranger.")
-    news = synth_programme(180.0, seed=1, sr=SR)
-    sport = synth_programme(180.0, seed=2, sr=SR)
-    write_audio(media / "canal-news.flac", news, SR)
-    write_audio(media / "canal-sport.flac", sport, SR)
-    # The pirate: 20 s from 1 min in, played 4 % fast (PAL speed-up), MP3 at 48 kbit/s.
+    print("1. Making media: two channels' recordings (2 min each, sound and pictures),")
+    print("   two pirate copies and a stranger.")
+    news = synth_programme(120.0, seed=1, sr=SR)
+    news_pictures = synth_pictures(120.0, FPS, seed=1)
+    write_video(media / "canal-news.mp4", news_pictures, FPS, news, SR)
+    write_video(
+        media / "canal-sport.mp4",
+        synth_pictures(120.0, FPS, seed=2),
+        FPS,
+        synth_programme(120.0, seed=2, sr=SR),
+        SR,
+    )
+    # Pirate 1: 20 s of sound from 1 min in, played 4 % fast (PAL speed-up), MP3 48 kbit/s.
     pirate = change_speed(news[60 * SR : 80 * SR], 1.04)
-    write_audio(media / "pirate.mp3", pirate, SR, bitrate=48_000)
-    write_audio(media / "unrelated.mp3", synth_programme(20.0, seed=99, sr=SR), SR, 48_000)
+    write_audio(media / "pirate-radio.mp3", pirate, SR, bitrate=48_000)
+    # Pirate 2: 12 s of pictures from 30 s in, muted, mirrored and letterboxed, 300 kbit/s.
+    cut = news_pictures[int(30 * FPS) : int(42 * FPS), :, ::-1]
+    boxed = np.full((cut.shape[0], 240, 320, 3), 16, np.uint8)
+    boxed[:, 30:210] = cut
+    write_video(media / "pirate-muted.mp4", boxed, FPS, bitrate=300_000)
+    write_video(
+        media / "unrelated.mp4",
+        synth_pictures(20.0, FPS, seed=99),
+        FPS,
+        synth_programme(20.0, seed=99, sr=SR),
+        SR,
+    )
 
     print("\n2. Registering and indexing the channels.")
     _vigie("channels", "add", "canal-news", "--name", "Canal News", "--owner", "Canal", env=env)
     _vigie("channels", "add", "canal-sport", "--name", "Canal Sport", "--owner", "Canal", env=env)
-    _vigie("reindex", "canal-news", str(media / "canal-news.flac"), env=env)
-    _vigie("reindex", "canal-sport", str(media / "canal-sport.flac"), env=env)
+    _vigie("reindex", "canal-news", str(media / "canal-news.mp4"), env=env)
+    _vigie("reindex", "canal-sport", str(media / "canal-sport.mp4"), env=env)
     _vigie("channels", "list", env=env)
 
-    print("\n3. Scanning the pirate copy and an unrelated stream.")
-    hit = json.loads(_vigie("scan", str(media / "pirate.mp3"), "--json", env=env))
-    miss = json.loads(_vigie("scan", str(media / "unrelated.mp3"), "--json", env=env))
-
-    ok = (
-        hit["verdict"] == "match"
-        and hit["matches"][0]["channel_id"] == "canal-news"
-        and abs(hit["matches"][0]["offset_seconds"] - 60.0) < 0.5
-        and miss["verdict"] == "no_match"
-    )
-    m = hit["matches"][0] if hit["matches"] else {}
-    print(
-        f"\nVerdict: pirate.mp3 -> {hit['verdict']} {m.get('channel_id', '')} "
-        f"at {m.get('offset_seconds', '?')} s, speed {m.get('speed', '?')}, "
-        f"confidence {m.get('confidence', '?')}; unrelated.mp3 -> {miss['verdict']}"
-    )
+    print("\n3. Scanning the pirate copies and an unrelated stream.")
+    verdicts = {
+        name: json.loads(_vigie("scan", str(media / name), "--json", env=env))
+        for name in ("pirate-radio.mp3", "pirate-muted.mp4", "unrelated.mp4")
+    }
+    print()
+    ok = verdicts["unrelated.mp4"]["verdict"] == "no_match"
+    for name, start in (("pirate-radio.mp3", 60.0), ("pirate-muted.mp4", 30.0)):
+        out = verdicts[name]
+        m = out["matches"][0] if out["matches"] else {}
+        by = [k for k in ("audio", "video") if m.get(k)]
+        ok &= m.get("channel_id") == "canal-news" and abs(m["offset_seconds"] - start) < 0.5
+        print(
+            f"Verdict: {name} -> {out['verdict']} {m.get('channel_id', '')} "
+            f"at {m.get('offset_seconds', '?')} s, speed {m.get('speed', '?')}, "
+            f"confidence {m.get('confidence', '?')}, by {' and '.join(by) or 'nothing'}"
+        )
+    print(f"Verdict: unrelated.mp4 -> {verdicts['unrelated.mp4']['verdict']}")
     if not ok:
-        raise SystemExit("demo failed: the pirate copy was not detected as expected")
+        raise SystemExit("demo failed: the pirate copies were not detected as expected")
     print("Demo OK.")
 
 

@@ -1,15 +1,76 @@
-"""Sample a source, query the index, decide match / no match: the core of a scan."""
+"""Sample a source, query the index by sound and by picture, fuse, decide: the core of a scan."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
-from fingerprinting import audio
-from fingerprinting.decode import decode_audio
+import numpy as np
+
+from fingerprinting import audio, video
+from fingerprinting.decode import FrameBatch, iter_media
 from reference_index.index import Candidate, Index
 
-__all__ = ["ScanResult", "best_per_channel", "scan_source"]
+__all__ = ["Match", "ScanResult", "best_per_channel", "fisher", "fuse", "scan_source"]
+
+#: Audio and video alignments of one channel agree when their sample offsets are this close
+#: (seconds): a video frame is 0.2 s, and audio/video sync drifts in restreams.
+AGREE_SECONDS = 1.0
+#: A modality's best alignment counts as evidence when its calibrated chance probability is
+#: under this: above the bulk (90 %) of chance alignments measured on negatives. Weaker ones
+#: are what any sample finds somewhere, and are not reported.
+EVIDENCE_P_VALUE = 0.1
+
+
+@dataclass(frozen=True)
+class Match:
+    """One channel the sample may restream, with the evidence of each modality.
+
+    Attributes
+    ----------
+    channel_id : str
+    confidence : float
+        Fused calibrated confidence (see :func:`fuse`).
+    offset_seconds, speed : float
+        From the modality with the stronger evidence.
+    audio, video : Candidate or None
+        The channel's best alignment in each modality (``None``: none found).
+    modalities_agree : bool or None
+        Both modalities aligned on this channel at the same place (``None``: only one did).
+    """
+
+    channel_id: str
+    confidence: float
+    offset_seconds: float
+    speed: float
+    audio: Candidate | None
+    video: Candidate | None
+    modalities_agree: bool | None
+
+    def as_dict(self) -> dict:
+        """JSON shape of one entry of ``matches``."""
+        return {
+            "channel_id": self.channel_id,
+            "confidence": round(self.confidence, 6),
+            "offset_seconds": round(self.offset_seconds, 3),
+            "speed": round(self.speed, 4),
+            "audio": _evidence_dict(self.audio, "votes"),
+            "video": _evidence_dict(self.video, "frames_matched"),
+            "modalities_agree": self.modalities_agree,
+        }
+
+
+def _evidence_dict(c: Candidate | None, count_name: str) -> dict | None:
+    """One modality's evidence in the JSON shape (``count_name``: what its votes are)."""
+    if c is None:
+        return None
+    return {
+        count_name: c.votes,
+        "score": round(c.score, 2),
+        "confidence": round(c.confidence, 6),
+        "offset_seconds": round(c.offset_seconds, 3),
+    }
 
 
 @dataclass(frozen=True)
@@ -17,26 +78,26 @@ class ScanResult:
     """Outcome of scanning one source."""
 
     verdict: str
-    matches: list[Candidate]
+    matches: list[Match]
     sample_seconds: float
     source: str
     elapsed_seconds: float
+    audio_seconds: float = 0.0
+    video_frames: int = 0
+    disagreement: bool = False
 
     def as_dict(self) -> dict:
         """The public JSON shape of ``vigie scan --json``."""
         return {
             "verdict": self.verdict,
-            "matches": [
-                {
-                    "channel_id": c.channel_id,
-                    "confidence": round(c.confidence, 6),
-                    "offset_seconds": round(c.offset_seconds, 3),
-                    "speed": round(c.speed, 4),
-                    "audio": {"votes": c.votes, "score": round(c.score, 2)},
-                }
-                for c in self.matches
-            ],
-            "sample": {"seconds": round(self.sample_seconds, 3), "source": self.source},
+            "matches": [m.as_dict() for m in self.matches],
+            "sample": {
+                "seconds": round(self.sample_seconds, 3),
+                "source": self.source,
+                "audio_seconds": round(self.audio_seconds, 3),
+                "video_frames": self.video_frames,
+            },
+            "disagreement": self.disagreement,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
         }
 
@@ -50,20 +111,91 @@ def best_per_channel(candidates: list[Candidate]) -> list[Candidate]:
     return sorted(best.values(), key=lambda c: -c.score)
 
 
-def scan_source(source: str, index: Index, seconds: float, min_confidence: float) -> ScanResult:
-    """Decode up to ``seconds`` of ``source``, align it, and give the verdict.
+def fisher(p1: float, p2: float) -> float:
+    """Fisher's combination of two independent p-values: ``P[chi2_4 >= -2 ln(p1 p2)]``.
+
+    In closed form ``q (1 - ln q)`` with ``q = p1 p2``. Sound and picture are fingerprinted
+    and searched independently, so their chance alignments are independent.
+    """
+    q = max(p1 * p2, 1e-300)
+    return min(1.0, q * (1.0 - math.log(q)))
+
+
+def fuse(audio_cands: list[Candidate], video_cands: list[Candidate]) -> list[Match]:
+    """One :class:`Match` per channel found by either modality, most confident first.
+
+    Only alignments that are evidence (``p_value < EVIDENCE_P_VALUE``) take part. Where
+    both modalities align on a channel at the same sample offset, their p-values are
+    combined (:func:`fisher`); where they align at different places, the stronger one
+    stands alone and the disagreement is reported, not hidden.
+    """
+    best_a = {c.channel_id: c for c in _evidence(audio_cands)}
+    best_v = {c.channel_id: c for c in _evidence(video_cands)}
+    matches = []
+    for ch in best_a.keys() | best_v.keys():
+        a, v = best_a.get(ch), best_v.get(ch)
+        agree = None
+        if a is not None and v is not None:
+            agree = abs(a.offset_seconds - v.offset_seconds) <= AGREE_SECONDS
+            p = fisher(a.p_value, v.p_value) if agree else min(a.p_value, v.p_value)
+        else:
+            p = (a or v).p_value
+        lead = min((c for c in (a, v) if c is not None), key=lambda c: c.p_value)
+        matches.append(Match(ch, 1.0 - p, lead.offset_seconds, lead.speed, a, v, agree))
+    return sorted(matches, key=lambda m: (-m.confidence, m.channel_id))
+
+
+def _evidence(candidates: list[Candidate]) -> list[Candidate]:
+    return best_per_channel([c for c in candidates if c.p_value < EVIDENCE_P_VALUE])
+
+
+def scan_source(
+    source: str,
+    index: Index,
+    seconds: float,
+    min_confidence: float,
+    modalities: tuple[str, ...] = ("audio", "video"),
+) -> ScanResult:
+    """Decode up to ``seconds`` of ``source`` once, align its sound and its pictures, and
+    give the verdict. A source with only one of the two is scanned with that one.
 
     Raises :class:`fingerprinting.decode.DecodeError` for unreadable input.
     """
     started = time.perf_counter()
-    p = index.audio_params
-    pcm = decode_audio(source, p.sample_rate, max_seconds=seconds)
-    candidates = best_per_channel(index.query_audio(audio.query_peaks(pcm, p)))
-    matches = [c for c in candidates if c.confidence >= min_confidence]
+    pa, pv = index.audio_params, index.video_params
+    chunks: list[np.ndarray] = []
+    batches: list[FrameBatch] = []
+    for item in iter_media(
+        source,
+        sample_rate=pa.sample_rate if "audio" in modalities else None,
+        fps=pv.query_fps if "video" in modalities else None,
+        width=pv.frame_width,
+        max_seconds=seconds,
+    ):
+        (batches if isinstance(item, FrameBatch) else chunks).append(item)
+    audio_cands: list[Candidate] = []
+    if chunks:
+        pcm = np.concatenate(chunks)
+        audio_cands = index.query_audio(audio.query_peaks(pcm, pa))
+    frames = FrameBatch.concat(batches)
+    video_cands = index.query_video(video.video_query(frames, pv)) if len(frames) else []
+    matches = [m for m in fuse(audio_cands, video_cands) if m.confidence >= min_confidence]
+    audio_seconds = sum(c.size for c in chunks) / pa.sample_rate
+    video_seconds = len(frames) / pv.query_fps
     return ScanResult(
         verdict="match" if matches else "no_match",
         matches=matches,
-        sample_seconds=pcm.size / p.sample_rate,
+        sample_seconds=max(audio_seconds, video_seconds),
         source=source,
         elapsed_seconds=time.perf_counter() - started,
+        audio_seconds=audio_seconds,
+        video_frames=len(frames),
+        disagreement=_disagree(audio_cands, video_cands, min_confidence),
     )
+
+
+def _disagree(audio_cands: list[Candidate], video_cands: list[Candidate], floor: float) -> bool:
+    """Sound and picture each confidently name a channel, and not the same one."""
+    a = [c for c in audio_cands if c.confidence >= floor]
+    v = [c for c in video_cands if c.confidence >= floor]
+    return bool(a and v and best_per_channel(a)[0].channel_id != best_per_channel(v)[0].channel_id)

@@ -14,7 +14,7 @@ import av
 import numpy as np
 from scipy import signal
 
-__all__ = ["change_speed", "synth_programme", "write_audio"]
+__all__ = ["change_speed", "synth_pictures", "synth_programme", "write_audio", "write_video"]
 
 
 def synth_programme(seconds: float, seed: int, sr: int = 22050) -> np.ndarray:
@@ -90,4 +90,94 @@ def write_audio(path: Path, y: np.ndarray, sr: int, bitrate: int | None = None) 
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return path
+
+
+def synth_pictures(
+    seconds: float, fps: float, seed: int, width: int = 320, height: int = 180
+) -> np.ndarray:
+    """RGB uint8 frames ``(n, height, width, 3)`` of synthetic "television", deterministic for
+    a ``seed``: scenes of 1.5-4 s, each a drifting two-colour wave with 3-5 shapes bouncing
+    across it, so pictures change within a scene and jump at cuts, as programmes do."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    n = max(1, round(seconds * fps))
+    cuts = np.cumsum(rng.uniform(1.5, 4.0, int(seconds / 1.5) + 2))
+    scene_of = np.searchsorted(cuts, np.arange(n) / fps, side="right")
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / max(width, height)
+    frames = np.empty((n, height, width, 3), np.uint8)
+    scenes: dict[int, dict] = {}
+    for i in range(n):
+        k = int(scene_of[i])
+        if k not in scenes:
+            m, angle = int(rng.integers(3, 6)), rng.uniform(0, 2 * np.pi)
+            scenes[k] = {
+                "ramp": np.cos(angle) * xx + np.sin(angle) * yy,
+                "colours": rng.uniform(0, 255, (2, 3)).astype(np.float32),
+                "wave": rng.uniform((0.5, -0.4), (3.0, 0.4)),
+                "p0": rng.uniform(0, 1, (m, 2)),
+                "v": rng.uniform(-0.5, 0.5, (m, 2)),
+                "r": np.maximum(2, rng.uniform(0.05, 0.2, m) * height).astype(int).tolist(),
+                "colour": rng.integers(0, 256, (m, 3)).tolist(),
+            }
+        sc, t = scenes[k], i / fps
+        c0, c1 = sc["colours"]
+        g = 0.5 + 0.5 * np.sin(2 * np.pi * sc["wave"][0] * (sc["ramp"] + sc["wave"][1] * t))
+        img = frames[i]
+        img[:] = c0 + (c1 - c0) * g[..., None]
+        centres = (1 - np.abs((sc["p0"] + sc["v"] * t) % 2 - 1)) * (width, height)
+        for j, ((x, y), r, colour) in enumerate(
+            zip(centres.astype(int).tolist(), sc["r"], sc["colour"], strict=True)
+        ):
+            if j % 2:
+                cv2.circle(img, (x, y), r, colour, -1)
+            else:
+                cv2.rectangle(img, (x - r, y - r // 2), (x + r, y + r // 2), colour, -1)
+    return frames
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray | None,
+    fps: float,
+    pcm: np.ndarray | None = None,
+    sr: int = 22050,
+    bitrate: int | None = None,
+) -> Path:
+    """Write H.264 video (RGB frames at ``fps``) and/or AAC audio (mono float32 at ``sr``
+    Hz) into one file (.mp4, .ts, .mkv), interleaved as a broadcaster's muxer would."""
+    path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as out:
+        vs = a_s = None
+        if frames is not None:
+            vs = out.add_stream("libx264", rate=rate)
+            vs.height, vs.width = frames.shape[1:3]
+            vs.pix_fmt = "yuv420p"
+            vs.options = {"preset": "veryfast"}
+            if bitrate:
+                vs.bit_rate = bitrate
+        if pcm is not None:
+            a_s = out.add_stream("aac", rate=sr, layout="mono")
+            a_s.open()
+        packets = []
+        if vs is not None:
+            for k, img in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts, frame.time_base = k, 1 / rate
+                packets += vs.encode(frame)
+            packets += vs.encode(None)
+        if a_s is not None:
+            resampler = av.AudioResampler(format=a_s.format.name, layout="mono", rate=sr)
+            frame = av.AudioFrame.from_ndarray(
+                np.clip(pcm, -1, 1).astype(np.float32).reshape(1, -1), format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.time_base, frame.pts = sr, Fraction(1, sr), 0
+            for f in resampler.resample(frame) + resampler.resample(None):
+                packets += a_s.encode(f)
+            packets += a_s.encode(None)
+        packets.sort(key=lambda pk: float((pk.dts or 0) * pk.time_base))
+        for pk in packets:
+            out.mux(pk)
     return path

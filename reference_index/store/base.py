@@ -65,11 +65,16 @@ class Track:
 
 @dataclass(frozen=True)
 class Hits:
-    """Postings that matched query keys: parallel arrays, one element per hit."""
+    """Postings that matched query keys: parallel arrays, one element per hit.
+
+    ``key`` is the posting's whole key, given by prefix lookups (whose hits differ from the
+    query in their low bits), ``None`` for exact lookups.
+    """
 
     query_pos: np.ndarray
     track: np.ndarray
     frame: np.ndarray
+    key: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -104,6 +109,20 @@ class PostingStore(Protocol):
         """Hide tracks from queries (their postings go at the next compaction)."""
         ...
 
-    def lookup(self, keys: np.ndarray, track_ids: np.ndarray | None = None) -> Hits:
-        """Every posting whose key is in ``keys`` (optionally only of ``track_ids``)."""
+    def lookup(
+        self, keys: np.ndarray, track_ids: np.ndarray | None = None, *, part: int = 0
+    ) -> Hits:
+        """Every posting of key space ``part`` whose key is in ``keys`` (optionally only of
+        ``track_ids``)."""
+        ...
+
+    def lookup_prefix(
+        self,
+        prefixes: np.ndarray,
+        bits: int,
+        track_ids: np.ndarray | None = None,
+        *,
+        part: int = 0,
+    ) -> Hits:
+        """Every posting of key space ``part`` whose top ``bits`` key bits equal a prefix."""
         ...

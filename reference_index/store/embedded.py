@@ -53,27 +53,49 @@ class EmbeddedStore:
         Fingerprint parameters the postings are made with. Opening an existing store with
         other parameters raises :class:`ParamsMismatch`.
     key_dtype : numpy dtype
-        Dtype of posting keys (uint32 for audio triplet hashes).
+        Dtype of posting keys (uint32 for audio triplet hashes, uint64 for frame hashes).
+    parts : int
+        Independent key spaces, each with its own segments: multi-index hashing stores every
+        frame hash once per chunk, rotated so that chunk leads the key. A track's postings in
+        all parts are committed together.
+    prefix_bits : int or None
+        Segment directories cover exactly this many top key bits, for
+        :meth:`lookup_prefix`; ``None`` sizes them for exact lookups.
     """
 
-    def __init__(self, root: Path, params: dict, key_dtype: np.dtype = np.dtype(np.uint32)):
+    def __init__(
+        self,
+        root: Path,
+        params: dict,
+        key_dtype: np.dtype = np.dtype(np.uint32),
+        *,
+        parts: int = 1,
+        prefix_bits: int | None = None,
+    ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.params = dict(params)
         self.key_dtype = np.dtype(key_dtype)
+        self.parts = int(parts)
+        self.prefix_bits = prefix_bits
         self._stamp: tuple[int, int] | None = None
         self._manifest: dict = {}
         self._segments: dict[str, Segment] = {}
         self._tracks: dict[int, Track] = {}
         self._live_ids = np.empty(0, np.int64)
-        # Head: postings appended since the last flush, per track (live ingestion).
+        # Head: postings appended since the last flush, per track (live ingestion); keys
+        # have shape (parts, n).
         self._head: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._head_sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._head_sorted: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if not (self.root / _MANIFEST).exists():
             with self._locked():
                 if not (self.root / _MANIFEST).exists():
                     _write_json_atomic(self.root / _MANIFEST, self._empty_manifest())
         self.refresh()
+        if self._manifest.get("parts", 1) != self.parts:
+            raise ParamsMismatch(
+                f"{self.root} has {self._manifest.get('parts', 1)} key spaces, not {self.parts}"
+            )
         if self._manifest["params"] != self.params:
             raise ParamsMismatch(
                 f"{self.root} was built with other fingerprint parameters "
@@ -86,6 +108,7 @@ class EmbeddedStore:
             "version": 1,
             "params": self.params,
             "key_dtype": self.key_dtype.str,
+            "parts": self.parts,
             "next_track": 1,
             "next_segment": 1,
             "segments": [],
@@ -124,34 +147,79 @@ class EmbeddedStore:
         """Postings in segments (including those of removed, not yet compacted tracks)."""
         return sum(int(s.keys.size) for s in self._segments.values())
 
-    def lookup(self, keys: np.ndarray, track_ids: np.ndarray | None = None) -> Hits:
-        """Every posting whose key is in ``keys``; see :class:`PostingStore`."""
+    def lookup(
+        self, keys: np.ndarray, track_ids: np.ndarray | None = None, *, part: int = 0
+    ) -> Hits:
+        """Every posting of key space ``part`` whose key is in ``keys``; see
+        :class:`PostingStore`."""
         self.refresh()
         keys = np.asarray(keys, self.key_dtype)
-        wanted = self._live_ids if track_ids is None else np.asarray(track_ids, np.int64)
-        parts = [seg.lookup(keys) for seg in self._segments.values()]
-        parts.append(self._head_lookup(keys))
-        q = np.concatenate([p[0] for p in parts])
-        t = np.concatenate([p[1] for p in parts])
-        f = np.concatenate([p[2] for p in parts])
-        keep = np.isin(t, wanted)
-        return Hits(q[keep], t[keep], f[keep])
+        found = [seg.lookup(keys) for seg in self._part_segments(part)]
+        hk, ht, hf = self._head_part(part)
+        qpos, pos = equal_ranges(hk, keys)
+        found.append((qpos, ht[pos], hf[pos]))
+        return self._hits(found, track_ids)
 
-    def _head_lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def lookup_prefix(
+        self,
+        prefixes: np.ndarray,
+        bits: int,
+        track_ids: np.ndarray | None = None,
+        *,
+        part: int = 0,
+    ) -> Hits:
+        """Every posting of key space ``part`` whose top ``bits`` key bits equal a prefix,
+        with the posting's whole key (``Hits.key``) for the caller to verify."""
+        self.refresh()
+        prefixes = np.asarray(prefixes, np.uint64)
+        found = [seg.lookup_prefix(prefixes, bits) for seg in self._part_segments(part)]
+        hk, ht, hf = self._head_part(part)
+        if hk.size:
+            width = np.uint64(8 * self.key_dtype.itemsize - bits)
+            head_prefix = hk.astype(np.uint64) >> width
+            qpos, pos = equal_ranges(head_prefix, prefixes)
+            found.append((qpos, ht[pos], hf[pos], hk[pos]))
+        return self._hits(found, track_ids)
+
+    def _part_segments(self, part: int) -> list[Segment]:
+        if not 0 <= part < self.parts:
+            raise ValueError(f"part must be in [0, {self.parts}), not {part}")
+        return [seg for seg in self._segments.values() if seg.part == part]
+
+    def _hits(self, found: list[tuple], track_ids: np.ndarray | None) -> Hits:
+        wanted = self._live_ids if track_ids is None else np.asarray(track_ids, np.int64)
+        q = np.concatenate([np.asarray(p[0], np.int64) for p in found])
+        t = np.concatenate([np.asarray(p[1], np.int64) for p in found])
+        f = np.concatenate([np.asarray(p[2], np.int64) for p in found])
+        keep = np.isin(t, wanted)
+        key = None
+        if all(len(p) == 4 for p in found):
+            key = np.concatenate([np.asarray(p[3], self.key_dtype) for p in found])[keep]
+        return Hits(q[keep], t[keep], f[keep], key)
+
+    def _head_part(self, part: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Head postings of one key space, sorted by key: (keys, tracks, frames)."""
         if not self._head:
             empty = np.empty(0, np.int64)
-            return empty, empty, empty
-        if self._head_sorted is None:
-            k = np.concatenate([a for parts in self._head.values() for a, _ in parts])
-            fr = np.concatenate([b for parts in self._head.values() for _, b in parts])
+            return np.empty(0, self.key_dtype), empty, empty
+        if part not in self._head_sorted:
+            k = np.concatenate([a[part] for ps in self._head.values() for a, _ in ps])
+            fr = np.concatenate([b for ps in self._head.values() for _, b in ps])
             tr = np.concatenate(
-                [np.full(a.size, tid, np.int64) for tid, ps in self._head.items() for a, _ in ps]
+                [np.full(b.size, tid, np.int64) for tid, ps in self._head.items() for _, b in ps]
             )
             order = np.argsort(k, kind="stable")
-            self._head_sorted = (k[order], tr[order], fr[order].astype(np.int64))
-        hk, ht, hf = self._head_sorted
-        qpos, pos = equal_ranges(hk, keys)
-        return qpos, ht[pos], hf[pos]
+            self._head_sorted[part] = (k[order], tr[order], fr[order].astype(np.int64))
+        return self._head_sorted[part]
+
+    def _as_parts(self, keys: np.ndarray) -> np.ndarray:
+        """Keys as shape (parts, n) in the store's dtype; 1-D keys need ``parts == 1``."""
+        keys = np.asarray(keys)
+        if keys.ndim == 1 and self.parts == 1:
+            keys = keys[None, :]
+        if keys.ndim != 2 or keys.shape[0] != self.parts:
+            raise ValueError(f"keys must have shape ({self.parts}, n), not {keys.shape}")
+        return keys.astype(self.key_dtype)
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -184,12 +252,24 @@ class EmbeddedStore:
                 path.unlink(missing_ok=True)
 
     def _new_segment(
-        self, manifest: dict, keys: np.ndarray, tracks: np.ndarray, frames: np.ndarray
+        self,
+        manifest: dict,
+        keys: np.ndarray,
+        tracks: np.ndarray,
+        frames: np.ndarray,
+        part: int = 0,
     ) -> str:
         """Write postings as a new segment file; the caller decides where the manifest lists it."""
         name = f"seg-{manifest['next_segment']:06d}.vseg"
         manifest["next_segment"] += 1
-        write_segment(self.root / name, keys.astype(self.key_dtype), tracks, frames)
+        write_segment(
+            self.root / name,
+            keys.astype(self.key_dtype),
+            tracks,
+            frames,
+            part=part,
+            prefix_bits=self.prefix_bits,
+        )
         return name
 
     def add_track(
@@ -204,20 +284,23 @@ class EmbeddedStore:
         start: float = 0.0,
         length_frames: int | None = None,
     ) -> Track:
-        """Store a whole track in its own segment; replaces the same channel+source track."""
+        """Store a whole track in its own segment (one per part); replaces the same
+        channel+source track. ``keys`` has shape (n,), or (parts, n) for a multi-part store."""
         if kind not in ("asset", "live"):
             raise ValueError(f"kind must be 'asset' or 'live', not {kind!r}")
+        keys = self._as_parts(keys)
         frames = np.asarray(frames, np.int64)
         n_frames = int(frames.max()) + 1 if frames.size else 0
         length = max(n_frames, int(length_frames or 0))
         with self._transaction() as manifest:
             tid = manifest["next_track"]
             manifest["next_track"] += 1
-            if keys.size:
-                name = self._new_segment(
-                    manifest, np.asarray(keys), np.full(keys.size, tid), frames
-                )
-                manifest["segments"].append(name)
+            if keys.shape[1]:
+                for part, part_keys in enumerate(keys):
+                    name = self._new_segment(
+                        manifest, part_keys, np.full(part_keys.size, tid), frames, part
+                    )
+                    manifest["segments"].append(name)
             for old_id, old in list(manifest["tracks"].items()):
                 if old["channel_id"] == channel_id and old["source"] == source:
                     del manifest["tracks"][old_id]
@@ -242,27 +325,30 @@ class EmbeddedStore:
         if track_id not in self._tracks:
             raise KeyError(f"no track {track_id}")
         self._head.setdefault(track_id, []).append(
-            (np.asarray(keys, self.key_dtype), np.asarray(frames, np.int64))
+            (self._as_parts(keys), np.asarray(frames, np.int64))
         )
-        self._head_sorted = None
+        self._head_sorted = {}
 
     def flush(self) -> None:
-        """Write the head as one segment and extend its tracks' lengths."""
+        """Write the head as one segment per part and extend its tracks' lengths."""
         if not self._head:
             return
-        keys = np.concatenate([a for ps in self._head.values() for a, _ in ps])
+        keys = np.concatenate([a for ps in self._head.values() for a, _ in ps], axis=1)
         frames = np.concatenate([b for ps in self._head.values() for _, b in ps])
         tracks = np.concatenate(
-            [np.full(a.size, tid, np.int64) for tid, ps in self._head.items() for a, _ in ps]
+            [np.full(b.size, tid, np.int64) for tid, ps in self._head.items() for _, b in ps]
         )
         with self._transaction() as manifest:
-            manifest["segments"].append(self._new_segment(manifest, keys, tracks, frames))
+            for part, part_keys in enumerate(keys):
+                manifest["segments"].append(
+                    self._new_segment(manifest, part_keys, tracks, frames, part)
+                )
             for tid in np.unique(tracks):
                 rec = manifest["tracks"].get(str(int(tid)))
                 if rec is not None:
                     rec["frames"] = max(rec["frames"], int(frames[tracks == tid].max()) + 1)
         self._head.clear()
-        self._head_sorted = None
+        self._head_sorted = {}
 
     def compact(self, max_postings: int = 50_000_000) -> int:
         """Merge segments into as few as possible, dropping postings of removed tracks.
@@ -271,45 +357,53 @@ class EmbeddedStore:
         (400 MB of audio postings). Returns the number of segments after compaction.
         """
         with self._transaction() as manifest:
-            live = np.array(sorted(int(k) for k in manifest["tracks"]), np.int64)
             merged: list[str] = []
-            batch: list[Segment] = []
-            count = 0
-
-            def flush_batch() -> None:
-                nonlocal batch, count
-                if not batch:
-                    return
-                if len(batch) == 1 and np.all(np.isin(batch[0].track_ids, live)):
-                    merged.append(batch[0].path.name)
-                else:
-                    ks, ts, fs = [], [], []
-                    for seg in batch:
-                        locs = np.asarray(seg.locs, np.int64)
-                        t = np.searchsorted(seg.bases, locs, side="right") - 1
-                        tid = seg.track_ids[t]
-                        keep = np.isin(tid, live)
-                        ks.append(np.asarray(seg.keys)[keep])
-                        ts.append(tid[keep])
-                        fs.append((locs - seg.bases[t])[keep])
-                    keys = np.concatenate(ks)
-                    if keys.size:
-                        merged.append(
-                            self._new_segment(
-                                manifest, keys, np.concatenate(ts), np.concatenate(fs)
-                            )
-                        )
-                batch, count = [], 0
-
-            for name in manifest["segments"]:
-                seg = self._segments[name]
-                if count and count + seg.keys.size > max_postings:
-                    flush_batch()
-                batch.append(seg)
-                count += int(seg.keys.size)
-            flush_batch()
+            for part in range(self.parts):
+                names = [n for n in manifest["segments"] if self._segments[n].part == part]
+                merged.extend(self._merge(manifest, names, max_postings, part))
             manifest["segments"] = merged
         return len(self._manifest["segments"])
+
+    def _merge(self, manifest: dict, names: list[str], max_postings: int, part: int) -> list[str]:
+        """Merge the segments ``names`` of one part, oldest first; returns the new list."""
+        live = np.array(sorted(int(k) for k in manifest["tracks"]), np.int64)
+        merged: list[str] = []
+        batch: list[Segment] = []
+        count = 0
+
+        def flush_batch() -> None:
+            nonlocal batch, count
+            if not batch:
+                return
+            if len(batch) == 1 and np.all(np.isin(batch[0].track_ids, live)):
+                merged.append(batch[0].path.name)
+            else:
+                ks, ts, fs = [], [], []
+                for seg in batch:
+                    locs = np.asarray(seg.locs, np.int64)
+                    t = np.searchsorted(seg.bases, locs, side="right") - 1
+                    tid = seg.track_ids[t]
+                    keep = np.isin(tid, live)
+                    ks.append(np.asarray(seg.keys)[keep])
+                    ts.append(tid[keep])
+                    fs.append((locs - seg.bases[t])[keep])
+                keys = np.concatenate(ks)
+                if keys.size:
+                    merged.append(
+                        self._new_segment(
+                            manifest, keys, np.concatenate(ts), np.concatenate(fs), part
+                        )
+                    )
+            batch, count = [], 0
+
+        for name in names:
+            seg = self._segments[name]
+            if count and count + seg.keys.size > max_postings:
+                flush_batch()
+            batch.append(seg)
+            count += int(seg.keys.size)
+        flush_batch()
+        return merged
 
 
 def _diff(old: dict, new: dict) -> str:

@@ -82,6 +82,9 @@ def write_segment(
     keys: np.ndarray,
     track_ids: np.ndarray,
     frames: np.ndarray,
+    *,
+    part: int = 0,
+    prefix_bits: int | None = None,
 ) -> dict:
     """Sort postings by key and write them atomically to ``path``.
 
@@ -93,6 +96,13 @@ def write_segment(
         Track id of each posting.
     frames : ndarray of int
         Frame of each posting within its track (>= 0).
+    part : int
+        Which key space of the store the segment belongs to (multi-index hashing keeps one
+        per hash chunk); recorded in the header.
+    prefix_bits : int or None
+        Build the directory over exactly the top ``prefix_bits`` bits of the key type, so
+        :meth:`Segment.lookup_prefix` reads two directory entries per prefix. ``None``: a
+        directory sized to the segment, over the bits the keys use (exact lookups).
 
     Returns
     -------
@@ -116,11 +126,16 @@ def write_segment(
     order = np.lexsort((locs, keys))
     keys_sorted = np.ascontiguousarray(keys[order])
     locs_sorted = np.ascontiguousarray(locs[order])
-    key_bits = max(1, int(keys_sorted[-1]).bit_length()) if keys.size else 1
-    dir_bits = int(np.clip(np.ceil(np.log2(max(keys.size, 1))) - 3, 1, min(22, key_bits)))
+    if prefix_bits is None:
+        key_bits = max(1, int(keys_sorted[-1]).bit_length()) if keys.size else 1
+        dir_bits = int(np.clip(np.ceil(np.log2(max(keys.size, 1))) - 3, 1, min(22, key_bits)))
+    else:
+        key_bits, dir_bits = 8 * keys_sorted.dtype.itemsize, int(prefix_bits)
     shift = key_bits - dir_bits
-    edges = np.arange((1 << dir_bits) + 1, dtype=np.uint64) << np.uint64(shift)
-    directory = np.searchsorted(keys_sorted, edges).astype(np.uint32)
+    # Bucket b starts at the first key >= b << shift; the last entry is the end (computed
+    # apart: with 64-bit keys its edge, 2^64, does not fit in the key type).
+    edges = np.arange(1 << dir_bits, dtype=np.uint64) << np.uint64(shift)
+    directory = np.append(np.searchsorted(keys_sorted, edges), keys_sorted.size).astype(np.uint32)
     crc = zlib.crc32(keys_sorted.tobytes())
     crc = zlib.crc32(locs_sorted.tobytes(), crc)
     crc = zlib.crc32(directory.tobytes(), crc)
@@ -129,6 +144,7 @@ def write_segment(
         "key_dtype": keys_sorted.dtype.str,
         "dir_bits": dir_bits,
         "dir_shift": shift,
+        "part": int(part),
         "tracks": [[int(t), int(b), int(n)] for t, b, n in zip(uniq, bases, lengths, strict=True)],
         "crc32": crc,
     }
@@ -164,6 +180,7 @@ class Segment:
     crc32: int
     directory: np.ndarray
     dir_shift: int
+    part: int = 0
 
     @classmethod
     def open(cls, path: Path) -> Segment:
@@ -201,6 +218,7 @@ class Segment:
             int(header["crc32"]),
             directory,
             int(header["dir_shift"]),
+            int(header.get("part", 0)),
         )
 
     def verify(self) -> bool:
@@ -223,7 +241,35 @@ class Segment:
         counts = np.where(inside, self.directory[bucket + 1] - lo, 0)
         qpos, pos = _ramps(lo, counts)
         keep = self.keys[pos] == query[qpos]
-        qpos, pos = qpos[keep], pos[keep]
+        return self._postings(qpos[keep], pos[keep])[:3]
+
+    def lookup_prefix(
+        self, prefixes: np.ndarray, bits: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Postings whose key's top ``bits`` bits equal a query prefix.
+
+        Returns ``(query_pos, track_id, frame, key)``. Segments written with
+        ``prefix_bits=bits`` answer from their directory; others by binary search.
+        """
+        width = 8 * self.keys.dtype.itemsize
+        prefixes = np.asarray(prefixes, np.uint64)
+        dir_bits = int(np.log2(self.directory.size - 1))
+        if self.dir_shift + dir_bits == width and dir_bits == bits:
+            p = prefixes.astype(np.int64)
+            lo = self.directory[p].astype(np.int64)
+            hi = self.directory[p + 1].astype(np.int64)
+        else:
+            shift = np.uint64(width - bits)
+            first = (prefixes << shift).astype(self.keys.dtype)
+            last = (first | self.keys.dtype.type((1 << (width - bits)) - 1)).astype(self.keys.dtype)
+            lo = np.searchsorted(self.keys, first, side="left")
+            hi = np.searchsorted(self.keys, last, side="right")
+        qpos, pos = _ramps(lo, hi - lo)
+        return self._postings(qpos, pos)
+
+    def _postings(
+        self, qpos: np.ndarray, pos: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         locs = np.asarray(self.locs[pos], np.int64)
         t = np.searchsorted(self.bases, locs, side="right") - 1
-        return qpos, self.track_ids[t], locs - self.bases[t]
+        return qpos, self.track_ids[t], locs - self.bases[t], np.asarray(self.keys[pos])

@@ -12,7 +12,7 @@ CAL = NullCalibration(
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    idx = Index(tmp_path_factory.mktemp("idx"), calibration=CAL)
+    idx = Index(tmp_path_factory.mktemp("idx"), calibrations={"audio": CAL})
     for i, ch in enumerate(["a", "b", "c"]):
         y = synth_programme(60.0, seed=40 + i, sr=8000)
         idx.add_recording(ch, f"{ch}.wav", audio.fingerprint(y))
@@ -37,7 +37,7 @@ def test_channel_filter(index):
 
 
 def test_live_tracks_report_utc(index, tmp_path):
-    idx = Index(tmp_path, calibration=CAL)
+    idx = Index(tmp_path, calibrations={"audio": CAL})
     y = synth_programme(40.0, seed=77, sr=8000)
     idx.add_recording("live1", "feed", audio.fingerprint(y), kind="live", start=1_800_000_000.0)
     best = idx.query_audio(audio.query_peaks(y[8000 * 20 : 8000 * 30]))[0]

@@ -1,9 +1,6 @@
 """The `vigie` CLI contract, run as a user would: a subprocess per command."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,22 +10,8 @@ from service.media import change_speed, synth_programme, write_audio
 SR = 22050
 
 
-def vigie(data_dir, *args, check=True):
-    env = {**os.environ, "VIGIE_DATA_DIR": str(data_dir)}
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"vigie {args} failed: {done.stderr}")
-    return done
-
-
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
+def indexed(vigie, tmp_path_factory):
     """A data folder with two channels indexed from synthetic recordings."""
     root = tmp_path_factory.mktemp("cli")
     data, media = root / "data", root / "media"
@@ -45,7 +28,7 @@ def indexed(tmp_path_factory):
     return data, media, programmes
 
 
-def test_channels_list_json(indexed):
+def test_channels_list_json(vigie, indexed):
     data, _, _ = indexed
     rows = json.loads(vigie(data, "channels", "list", "--json").stdout)
     assert [r["id"] for r in rows] == ["news", "sport"]
@@ -54,7 +37,7 @@ def test_channels_list_json(indexed):
     assert rows[0]["indexed_hours"] == pytest.approx(120 / 3600, rel=0.01)
 
 
-def test_channel_errors_are_one_line(indexed):
+def test_channel_errors_are_one_line(vigie, indexed):
     data, media, _ = indexed
     dup = vigie(data, "channels", "add", "news", "--name", "again", check=False)
     assert dup.returncode != 0 and "already exists" in dup.stderr
@@ -67,23 +50,38 @@ def test_channel_errors_are_one_line(indexed):
 
 
 @pytest.mark.parametrize("factor", [1.0, 1.04])
-def test_scan_detects_a_pirate_copy(indexed, tmp_path, factor):
+def test_scan_detects_a_pirate_copy(vigie, indexed, tmp_path, factor):
     data, _, programmes = indexed
     piece = change_speed(programmes["news"][40 * SR : 55 * SR], factor)
     path = write_audio(tmp_path / "pirate.mp3", piece, SR, bitrate=48_000)
     out = json.loads(vigie(data, "scan", str(path), "--json", "--seconds", "10").stdout)
-    assert set(out) == {"verdict", "matches", "sample", "elapsed_seconds"}
-    assert out["verdict"] == "match"
+    assert set(out) == {"verdict", "matches", "sample", "disagreement", "elapsed_seconds"}
+    assert out["verdict"] == "match" and out["disagreement"] is False
     best = out["matches"][0]
-    assert set(best) == {"channel_id", "confidence", "offset_seconds", "speed", "audio"}
+    assert set(best) == {
+        "channel_id",
+        "confidence",
+        "offset_seconds",
+        "speed",
+        "audio",
+        "video",
+        "modalities_agree",
+    }
     assert best["channel_id"] == "news"
     assert best["offset_seconds"] == pytest.approx(40.0, abs=0.2)
     assert best["speed"] == pytest.approx(factor, abs=0.01)
     assert best["confidence"] >= 0.999 and best["audio"]["votes"] > 10
-    assert out["sample"] == {"seconds": pytest.approx(10.0, abs=0.1), "source": str(path)}
+    assert set(best["audio"]) == {"votes", "score", "confidence", "offset_seconds"}
+    assert best["video"] is None and best["modalities_agree"] is None  # an audio-only file
+    assert out["sample"] == {
+        "seconds": pytest.approx(10.0, abs=0.1),
+        "source": str(path),
+        "audio_seconds": pytest.approx(10.0, abs=0.1),
+        "video_frames": 0,
+    }
 
 
-def test_scan_of_unrelated_audio_is_no_match(indexed, tmp_path):
+def test_scan_of_unrelated_audio_is_no_match(vigie, indexed, tmp_path):
     data, _, _ = indexed
     path = write_audio(tmp_path / "other.wav", synth_programme(12.0, seed=999, sr=SR), SR)
     done = vigie(data, "scan", str(path), "--json")
@@ -92,7 +90,7 @@ def test_scan_of_unrelated_audio_is_no_match(indexed, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "empty", "text", "missing"])
-def test_scan_of_unreadable_input_fails_with_one_line(indexed, tmp_path, kind):
+def test_scan_of_unreadable_input_fails_with_one_line(vigie, indexed, tmp_path, kind):
     data, _, _ = indexed
     path = tmp_path / "x.mp3"
     if kind == "corrupt":
@@ -108,7 +106,7 @@ def test_scan_of_unreadable_input_fails_with_one_line(indexed, tmp_path, kind):
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
 
 
-def test_reindex_replaces_instead_of_duplicating(indexed):
+def test_reindex_replaces_instead_of_duplicating(vigie, indexed):
     data, media, _ = indexed
     before = json.loads(vigie(data, "channels", "list", "--json").stdout)
     vigie(data, "reindex", "news", str(media / "news.flac"))
@@ -116,7 +114,7 @@ def test_reindex_replaces_instead_of_duplicating(indexed):
     assert before == after
 
 
-def test_reindex_folder_with_jobs_and_bad_files(tmp_path):
+def test_reindex_folder_with_jobs_and_bad_files(vigie, tmp_path):
     data, media = tmp_path / "data", tmp_path / "media"
     media.mkdir()
     for i in range(3):
@@ -131,7 +129,7 @@ def test_reindex_folder_with_jobs_and_bad_files(tmp_path):
     assert rows[0]["indexed_hours"] == pytest.approx(60 / 3600, rel=0.01)
 
 
-def test_calibrate_measures_and_stores_this_index_null(indexed, tmp_path):
+def test_calibrate_measures_and_stores_this_index_null(vigie, indexed, tmp_path):
     """Runs last in this module: it gives the shared index a calibration of its own."""
     data, _, _ = indexed
     negatives = tmp_path / "neg"
