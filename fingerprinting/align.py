@@ -213,7 +213,9 @@ class NullCalibration:
         Fraction of null queries whose best score exceeds ``threshold``.
     slope : float
         Decades of probability per unit of score in the tail (maximum-likelihood fit of an
-        exponential tail to the exceedances).
+        exponential tail to the exceedances), at most 1: the calibration may say chance
+        alignments are commoner than the model says, never rarer (a null set with nothing
+        above its threshold, as a big but varied video index gives, fits no tail at all).
     n_queries : int
         Null queries measured.
     max_null_score : float
@@ -236,7 +238,7 @@ class NullCalibration:
         exceed = s[s > threshold] - threshold
         if exceed.size < 3:
             exceed = s[-max(5, s.size // 10) :] - threshold + 1e-3
-        slope = 1.0 / (np.log(10.0) * max(float(exceed.mean()), 1e-3))
+        slope = min(1.0, 1.0 / (np.log(10.0) * max(float(exceed.mean()), 1e-3)))
         return cls(
             threshold=threshold,
             tail_at_threshold=float(max(exceed.size, 1) / s.size),
@@ -246,12 +248,12 @@ class NullCalibration:
         )
 
     def p_value(self, score: float) -> float:
-        """Calibrated chance probability of a best score at least ``score``."""
+        """Calibrated chance probability of a best score at least ``score``: the measured
+        tail, and never below the model's own ``10^-score``."""
         if score <= self.threshold:
             return 1.0  # as common as the bulk of chance alignments: no evidence
-        return float(
-            min(1.0, self.tail_at_threshold * 10.0 ** (-self.slope * (score - self.threshold)))
-        )
+        tail = self.tail_at_threshold * 10.0 ** (-min(self.slope, 1.0) * (score - self.threshold))
+        return float(min(1.0, max(tail, 10.0 ** (-score))))
 
     def confidence(self, score: float) -> float:
         """``1 - p_value(score)``: probability that the alignment is not chance."""

@@ -81,3 +81,13 @@ def test_calibration_roundtrip(tmp_path):
     cal = NullCalibration(1.0, 0.1, 0.5, 300, 4.0)
     cal.save(tmp_path / "c.json")
     assert NullCalibration.load(tmp_path / "c.json") == cal
+
+
+def test_calibration_of_an_empty_null_falls_back_on_the_model():
+    """A null set with nothing above its threshold fits no tail: the calibration never
+    claims more than the Poisson model's own -log10 p."""
+    cal = NullCalibration.fit(np.zeros(300))
+    assert cal.slope <= 1.0
+    assert cal.p_value(0.0) == 1.0
+    assert cal.p_value(2.0) == pytest.approx(1e-2, rel=1e-6)
+    assert cal.p_value(4.0) >= 1e-4 and cal.confidence(4.0) < 0.9999 + 1e-12
