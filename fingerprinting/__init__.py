@@ -1,27 +1,45 @@
-"""Media in, fingerprints out: decoding, spectral peaks, triplet hashes, alignment.
+"""Media in, fingerprints out: decoding, spectral peaks, triplet hashes, frame hashes,
+alignment.
 
 No database and no web here; ``reference_index`` and ``service`` build on this package.
 """
 
 from .align import Alignment, NullCalibration, vote
 from .audio import fingerprint, fingerprint_stream, query_peaks, query_print
-from .decode import DecodeError, decode_audio, iter_audio
-from .params import AudioParams
-from .types import AudioPrint, Peaks, QueryPrint
+from .decode import (
+    DecodeError,
+    decode_audio,
+    decode_frames,
+    iter_audio,
+    iter_frames,
+    iter_media,
+)
+from .params import AudioParams, VideoParams
+from .types import AudioPrint, FrameBatch, Peaks, QueryPrint, VideoPrint, VideoQuery
+from .video import fingerprint_frames, video_query
 
 __all__ = [
     "Alignment",
     "AudioParams",
     "AudioPrint",
     "DecodeError",
+    "FrameBatch",
     "NullCalibration",
     "Peaks",
     "QueryPrint",
+    "VideoParams",
+    "VideoPrint",
+    "VideoQuery",
     "decode_audio",
+    "decode_frames",
     "fingerprint",
+    "fingerprint_frames",
     "fingerprint_stream",
     "iter_audio",
+    "iter_frames",
+    "iter_media",
     "query_peaks",
     "query_print",
+    "video_query",
     "vote",
 ]

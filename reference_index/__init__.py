@@ -1,11 +1,13 @@
 """The rights holders' side: channels, and their fingerprints over time."""
 
 from .catalog import Catalog, CatalogError, Channel
-from .index import Candidate, Index
+from .index import MODALITIES, Candidate, Index
+from .mih import near_hashes
 from .store.base import ParamsMismatch, PostingStore, Track
 from .store.embedded import EmbeddedStore
 
 __all__ = [
+    "MODALITIES",
     "Candidate",
     "Catalog",
     "CatalogError",
@@ -15,4 +17,5 @@ __all__ = [
     "ParamsMismatch",
     "PostingStore",
     "Track",
+    "near_hashes",
 ]
