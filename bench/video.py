@@ -27,6 +27,7 @@ from collections import defaultdict
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fingerprinting import video
@@ -82,8 +83,6 @@ def corpus(work: Path) -> tuple[list[Path], list[Path], list[Path]]:
 
 
 def _fit(frames: np.ndarray, shape: tuple) -> np.ndarray:
-    import cv2
-
     h, w = shape[1:3]
     if frames.shape[1:3] == (h, w):
         return frames
