@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fingerprinting.align import NullCalibration
+from fingerprinting.capture import CaptureError, CapturePlan, GuardedClient, NetworkPolicy, sample
 from fingerprinting.decode import DecodeError
 from reference_index.batch import IndexedFile, expand_sources, reindex
 from reference_index.calibrate import measure_null_scores
@@ -27,7 +28,7 @@ from reference_index.catalog import Catalog, CatalogError
 from reference_index.index import MODALITIES, Index
 from reference_index.store.base import ParamsMismatch
 
-from .detect import scan_source
+from .detect import scan_source, scan_url
 from .settings import Settings
 
 app = typer.Typer(help="Vigie: find pirate restreams of TV channels.", no_args_is_help=True)
@@ -153,6 +154,29 @@ def reindex_cmd(
         raise typer.Exit(2)
 
 
+def _client(settings: Settings) -> GuardedClient:
+    try:
+        policy = NetworkPolicy.from_setting(settings.allow_networks)
+    except ValueError as exc:
+        raise _fail(f"VIGIE_ALLOW_NETWORKS: {exc}") from None
+    return GuardedClient(policy)
+
+
+def _unreachable(exc: CaptureError, as_json: bool) -> typer.Exit:
+    """A failed capture: the JSON verdict on stdout with ``--json``, one line otherwise."""
+    if as_json:
+        evidence = exc.evidence.public() if exc.evidence is not None else None
+        payload = {
+            "verdict": "unreachable",
+            "reason": exc.reason,
+            "message": exc.message,
+            "evidence": evidence,
+        }
+        typer.echo(json.dumps(payload))
+        return typer.Exit(2)
+    return _fail(f"{exc.reason}: {exc.message}")
+
+
 @app.command("scan")
 def scan_cmd(
     source: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="Suspect file or stream.")],
@@ -161,21 +185,40 @@ def scan_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result only.")] = False,
 ) -> None:
-    """Sample a suspect source and name the channel it restreams, if any."""
+    """Sample a suspect source and name the channel it restreams, if any.
+
+    URLs (http, https) are captured through the guarded capture layer; a capture that
+    fails gives the verdict ``unreachable`` with its reason (exit status 2).
+    """
     settings = _settings()
     index = _index(settings)
-    try:
-        result = scan_source(
-            source, index, seconds or settings.scan_seconds, settings.match_confidence
-        )
-    except DecodeError as exc:
-        raise _fail(str(exc)) from None
-    data = result.as_dict()
+    seconds = seconds or settings.scan_seconds
+    if "://" in source:
+        with _client(settings) as client:
+            try:
+                result, got = scan_url(
+                    source,
+                    index,
+                    seconds,
+                    settings.match_confidence,
+                    client=client,
+                    deadline_seconds=settings.capture_deadline_seconds,
+                )
+            except CaptureError as exc:
+                raise _unreachable(exc, as_json) from None
+        data = result.as_dict()
+        data["capture"] = _capture_summary(got)
+    else:
+        try:
+            result = scan_source(source, index, seconds, settings.match_confidence)
+        except DecodeError as exc:
+            raise _fail(str(exc)) from None
+        data = result.as_dict()
     if as_json:
         typer.echo(json.dumps(data))
         return
     if not result.matches:
-        typer.echo(f"no_match ({data['sample']['seconds']} s sampled from {source})")
+        typer.echo(f"no_match ({data['sample']['seconds']} s sampled from {result.source})")
     for m in data["matches"]:
         evidence = []
         if m["audio"]:
@@ -189,6 +232,64 @@ def scan_cmd(
             f"confidence {m['confidence']}, " + ", ".join(evidence)
         )
     typer.echo(json.dumps(data))
+
+
+def _capture_summary(got: object) -> dict:
+    """How a URL's sample was captured, with its evidence (credentials masked)."""
+    return {
+        "kind": got.kind,
+        "started_utc": got.started_utc.isoformat(),
+        "ended_utc": got.ended_utc.isoformat(),
+        "media_started_utc": got.media_started_utc.isoformat() if got.media_started_utc else None,
+        "stopped_by": got.stopped_by,
+        "evidence": got.evidence.public(),
+    }
+
+
+@app.command("sample")
+def sample_cmd(
+    url: Annotated[str, typer.Argument(metavar="URL", help="Stream to capture.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for sample.wav, frames, evidence.")],
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=0.5, max=600, help="Sample length (s).")
+    ] = None,
+    sealed: Annotated[
+        bool, typer.Option("--sealed", help="Keep credentials in evidence.json (sealed record).")
+    ] = False,
+) -> None:
+    """Capture a stream as a scan would and write what was captured, for inspection:
+    ``sample.wav``, ``frames/NNNN_T.png`` (T in seconds) and ``evidence.json``."""
+    from .media import write_audio
+    from .sample_files import write_frames
+
+    settings = _settings()
+    plan = CapturePlan(
+        seconds=seconds or settings.scan_seconds,
+        deadline_seconds=settings.capture_deadline_seconds,
+        egress_note=settings.egress_note,
+        allow_local_files=True,
+    )
+    with _client(settings) as client:
+        try:
+            got = sample(url, plan, client=client)
+        except CaptureError as exc:
+            if exc.evidence is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                record = exc.evidence.sealed() if sealed else exc.evidence.public()
+                (out / "evidence.json").write_text(json.dumps(record, indent=2))
+            raise _unreachable(exc, False) from None
+    out.mkdir(parents=True, exist_ok=True)
+    if got.pcm.size:
+        write_audio(out / "sample.wav", got.pcm, got.sample_rate)
+    n_frames = write_frames(out / "frames", got.frames)
+    record = got.evidence.sealed() if sealed else got.evidence.public()
+    summary = _capture_summary(got)
+    summary["evidence"] = record
+    (out / "evidence.json").write_text(json.dumps(summary, indent=2))
+    typer.echo(
+        f"captured {got.seconds:.1f} s ({got.kind}): {got.audio_seconds:.1f} s of sound, "
+        f"{n_frames} frames -> {out}"
+    )
 
 
 @app.command("calibrate")

@@ -9,10 +9,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from fingerprinting import audio, video
+from fingerprinting.capture import CapturePlan, GuardedClient, Sample, redact_url, sample
 from fingerprinting.decode import FrameBatch, iter_media
 from reference_index.index import Candidate, Index
 
-__all__ = ["Match", "ScanResult", "best_per_channel", "fisher", "fuse", "scan_source"]
+__all__ = [
+    "Match",
+    "ScanResult",
+    "best_per_channel",
+    "fisher",
+    "fuse",
+    "scan_media",
+    "scan_source",
+    "scan_url",
+]
 
 #: Audio and video alignments of one channel agree when their sample offsets are this close
 #: (seconds): a video frame is 0.2 s, and audio/video sync drifts in restreams.
@@ -156,8 +166,9 @@ def scan_source(
     min_confidence: float,
     modalities: tuple[str, ...] = ("audio", "video"),
 ) -> ScanResult:
-    """Decode up to ``seconds`` of ``source`` once, align its sound and its pictures, and
-    give the verdict. A source with only one of the two is scanned with that one.
+    """Decode up to ``seconds`` of a local file (or anything FFmpeg opens) once, align its
+    sound and its pictures, and give the verdict. A source with only one of the two is
+    scanned with that one.
 
     Raises :class:`fingerprinting.decode.DecodeError` for unreadable input.
     """
@@ -173,14 +184,57 @@ def scan_source(
         max_seconds=seconds,
     ):
         (batches if isinstance(item, FrameBatch) else chunks).append(item)
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return scan_media(pcm, FrameBatch.concat(batches), index, min_confidence, source, started)
+
+
+def scan_url(
+    url: str,
+    index: Index,
+    seconds: float,
+    min_confidence: float,
+    modalities: tuple[str, ...] = ("audio", "video"),
+    *,
+    client: GuardedClient | None = None,
+    deadline_seconds: float = 45.0,
+) -> tuple[ScanResult, Sample]:
+    """Capture ``seconds`` of a stream URL through the guarded capture layer and scan it.
+
+    Raises :class:`fingerprinting.capture.CaptureError` (with its ``reason`` and the
+    evidence) when no usable sample could be captured.
+    """
+    started = time.perf_counter()
+    pa, pv = index.audio_params, index.video_params
+    plan = CapturePlan(
+        seconds=seconds,
+        sample_rate=pa.sample_rate if "audio" in modalities else None,
+        fps=pv.query_fps if "video" in modalities else None,
+        frame_width=pv.frame_width,
+        deadline_seconds=deadline_seconds,
+    )
+    got = sample(url, plan, client=client)
+    result = scan_media(got.pcm, got.frames, index, min_confidence, redact_url(url), started)
+    return result, got
+
+
+def scan_media(
+    pcm: np.ndarray,
+    frames: FrameBatch,
+    index: Index,
+    min_confidence: float,
+    source: str,
+    started: float,
+) -> ScanResult:
+    """Align decoded sound (mono float32 at the index's rate) and frames (at its query
+    rate) with the index, fuse the modalities and decide. ``started``: perf_counter at
+    the start of the scan, for its elapsed time."""
+    pa, pv = index.audio_params, index.video_params
     audio_cands: list[Candidate] = []
-    if chunks:
-        pcm = np.concatenate(chunks)
+    if pcm.size:
         audio_cands = index.query_audio(audio.query_peaks(pcm, pa))
-    frames = FrameBatch.concat(batches)
     video_cands = index.query_video(video.video_query(frames, pv)) if len(frames) else []
     matches = [m for m in fuse(audio_cands, video_cands) if m.confidence >= min_confidence]
-    audio_seconds = sum(c.size for c in chunks) / pa.sample_rate
+    audio_seconds = pcm.size / pa.sample_rate
     video_seconds = len(frames) / pv.query_fps
     return ScanResult(
         verdict="match" if matches else "no_match",

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
         chance alignment in a thousand scans).
     scan_seconds : float
         Default sample length of ``vigie scan``, in seconds.
+    allow_networks : str
+        Comma-separated CIDRs that captures may contact although they are internal
+        (``VIGIE_ALLOW_NETWORKS``; empty: none — loopback, private and link-local ranges
+        are refused).
+    capture_deadline_seconds : float
+        Wall-clock budget of one capture, in seconds.
+    egress_note : str
+        Recorded in every capture's evidence: where our requests leave from.
     """
 
     model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore")
@@ -32,6 +40,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     match_confidence: float = Field(0.999, gt=0.0, lt=1.0)
     scan_seconds: float = Field(10.0, gt=0.0, le=600.0)
+    allow_networks: str = ""
+    capture_deadline_seconds: float = Field(45.0, gt=0.0, le=3600.0)
+    egress_note: str = ""
 
     @property
     def index_dir(self) -> Path:

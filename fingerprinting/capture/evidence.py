@@ -1,0 +1,188 @@
+"""What a capture saw, recorded as it happens, so a takedown can stand after the URL is gone.
+
+The record is sealed: it keeps URLs with their credentials (a court may need to see exactly
+what was requested). Anything shown to users goes through :meth:`Evidence.public`, which
+masks every credential any URL of the capture carried (see :mod:`.redact`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from datetime import UTC, datetime
+
+from .redact import Redactor
+
+__all__ = ["ByteRange", "Evidence", "Hop", "PlaylistSnapshot", "utc_now"]
+
+#: Playlist text kept in the record (characters); the hash always covers the whole body.
+SNAPSHOT_CHARS = 256 * 1024
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 with milliseconds and ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Hop:
+    """One HTTP request and its response (redirects are hops of their own).
+
+    ``resolved`` are all addresses the host name gave (each checked), ``address`` the one we
+    connected to, ``local_address`` our side of the connection (the egress as seen from us),
+    ``tls_certificate_sha256`` the SHA-256 of the server's DER certificate for https.
+    ``bytes`` and ``sha256`` cover the body as received (``None`` when not read).
+    """
+
+    url: str
+    method: str
+    started_utc: str
+    resolved: list[str] = field(default_factory=list)
+    address: str | None = None
+    local_address: str | None = None
+    status: int | None = None
+    http_version: str | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    tls_version: str | None = None
+    tls_certificate_sha256: str | None = None
+    redirect_to: str | None = None
+    elapsed_seconds: float | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class PlaylistSnapshot:
+    """A playlist body as fetched (live playlists are snapshotted at every reload)."""
+
+    url: str
+    fetched_utc: str
+    bytes: int
+    sha256: str
+    text: str
+    truncated: bool
+
+
+@dataclass
+class ByteRange:
+    """Bytes handed to the decoder: a segment, an init section, or a stretch of a stream.
+
+    ``offset`` and ``length`` are bytes within the response body of ``url`` (after AES
+    decryption when ``decrypted``); ``sha256`` is of exactly those bytes.
+    """
+
+    url: str
+    role: str
+    offset: int
+    length: int
+    sha256: str
+    fed_utc: str
+    media_sequence: int | None = None
+    duration_seconds: float | None = None
+    program_date_time: str | None = None
+    discontinuity: bool = False
+    decrypted: bool = False
+
+
+@dataclass
+class Evidence:
+    """The sealed record of one capture. Append-only while the capture runs (thread-safe:
+    alternate audio renditions are fetched beside the video)."""
+
+    requested_url: str
+    started_utc: str = field(default_factory=utc_now)
+    final_url: str | None = None
+    egress_note: str = ""
+    user_agent: str | None = None
+    hops: list[Hop] = field(default_factory=list)
+    playlists: list[PlaylistSnapshot] = field(default_factory=list)
+    ranges: list[ByteRange] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    finished_utc: str | None = None
+    first_media_seconds: float | None = None
+    elapsed_seconds: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _t0: float = field(default_factory=time.monotonic, repr=False, compare=False)
+
+    def add_hop(self, hop: Hop) -> Hop:
+        with self._lock:
+            self.hops.append(hop)
+        return hop
+
+    def add_playlist(self, url: str, body: bytes) -> PlaylistSnapshot:
+        """Snapshot a playlist body (the text is capped, the hash is of every byte)."""
+        text = body[: SNAPSHOT_CHARS * 4].decode("utf-8", "replace")
+        snap = PlaylistSnapshot(
+            url=url,
+            fetched_utc=utc_now(),
+            bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            text=text[:SNAPSHOT_CHARS],
+            truncated=len(text) > SNAPSHOT_CHARS or len(body) > SNAPSHOT_CHARS * 4,
+        )
+        with self._lock:
+            self.playlists.append(snap)
+        return snap
+
+    def add_range(self, url: str, role: str, data: bytes, offset: int = 0, **info: object) -> None:
+        """Record bytes fed to the decoder (hashed here, not kept)."""
+        digest = hashlib.sha256(data).hexdigest()
+        self.add_hashed_range(url, role, offset, len(data), digest, **info)
+
+    def add_hashed_range(
+        self, url: str, role: str, offset: int, length: int, sha256: str, **info: object
+    ) -> None:
+        """Record a byte range hashed by the caller (a stream hashed as it flows)."""
+        rng = ByteRange(url, role, offset, length, sha256, utc_now(), **info)
+        with self._lock:
+            self.ranges.append(rng)
+
+    def mark_first_media(self) -> None:
+        """Note when the decoder first produced media (seconds since the capture began)."""
+        if self.first_media_seconds is None:
+            self.first_media_seconds = round(time.monotonic() - self._t0, 3)
+
+    def note(self, kind: str, **info: object) -> None:
+        """An event worth keeping: a stall, a discontinuity, a skipped segment, a reconnect."""
+        with self._lock:
+            self.events.append({"kind": kind, "utc": utc_now(), **info})
+
+    def urls(self) -> list[str]:
+        """Every URL the capture touched (for the redactor)."""
+        with self._lock:
+            seen = [self.requested_url, self.final_url or ""]
+            seen += [h.url for h in self.hops] + [h.redirect_to or "" for h in self.hops]
+            seen += [p.url for p in self.playlists] + [r.url for r in self.ranges]
+        return [u for u in dict.fromkeys(seen) if u]
+
+    def sealed(self) -> dict:
+        """The complete record, credentials included (for the signed evidence bundle)."""
+        with self._lock:
+            return {
+                f.name: _plain(getattr(self, f.name))
+                for f in fields(self)
+                if not f.name.startswith("_")
+            }
+
+    def public(self) -> dict:
+        """The record with every credential masked, for logs, API responses and the UI.
+        Playlist texts are scrubbed too: a master playlist repeats the tokens of its URL."""
+        redactor = Redactor()
+        for url in self.urls():
+            redactor.add_url(url)
+        return redactor.value(self.sealed())
+
+
+def _plain(value: object) -> object:
+    """JSON-ready copy: records to dicts, tuples to lists."""
+    if is_dataclass(value):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
