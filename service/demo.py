@@ -2,35 +2,61 @@
 
 Runs the real ``vigie`` commands on media it synthesises (no files from outside needed), in
 a fresh data folder (``./demo-data`` unless ``VIGIE_DATA_DIR`` says otherwise). One pirate
-copy is sound only, played 4 % fast; the other is pictures only, mirrored and letterboxed.
+copy is sound only, played 4 % fast; another is pictures only, mirrored and letterboxed;
+the last is a pirate panel's HLS link (Xtream-style, credentials in the path) served from
+loopback and sampled through the guarded capture layer, as a monitoring bot's URL would be.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from .media import change_speed, synth_pictures, synth_programme, write_audio, write_video
+from .media import (
+    change_speed,
+    synth_pictures,
+    synth_programme,
+    write_audio,
+    write_hls,
+    write_video,
+)
 
 SR = 22050
 FPS = 12.5
 
 
-def _vigie(*args: str, env: dict[str, str]) -> str:
+def _vigie(*args: str, env: dict[str, str], echo: bool = True) -> str:
     cmd = [sys.executable, "-m", "service.cli", *args]
     print("$ vigie " + " ".join(args), flush=True)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"demo failed: vigie {' '.join(args)} exited {done.returncode}")
-    print(done.stdout.rstrip(), flush=True)
+    if echo:
+        print(done.stdout.rstrip(), flush=True)
     return done.stdout
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass
+
+
+def _serve(folder: Path) -> http.server.ThreadingHTTPServer:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) from a background thread."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def main() -> None:
@@ -46,13 +72,9 @@ def main() -> None:
     news = synth_programme(120.0, seed=1, sr=SR)
     news_pictures = synth_pictures(120.0, FPS, seed=1)
     write_video(media / "canal-news.mp4", news_pictures, FPS, news, SR)
-    write_video(
-        media / "canal-sport.mp4",
-        synth_pictures(120.0, FPS, seed=2),
-        FPS,
-        synth_programme(120.0, seed=2, sr=SR),
-        SR,
-    )
+    sport = synth_programme(120.0, seed=2, sr=SR)
+    sport_pictures = synth_pictures(120.0, FPS, seed=2)
+    write_video(media / "canal-sport.mp4", sport_pictures, FPS, sport, SR)
     # Pirate 1: 20 s of sound from 1 min in, played 4 % fast (PAL speed-up), MP3 48 kbit/s.
     pirate = change_speed(news[60 * SR : 80 * SR], 1.04)
     write_audio(media / "pirate-radio.mp3", pirate, SR, bitrate=48_000)
@@ -68,6 +90,19 @@ def main() -> None:
         synth_programme(20.0, seed=99, sr=SR),
         SR,
     )
+    # Pirate 3: a panel's HLS restream of 30 s of Canal Sport from 45 s in, 2 s segments,
+    # at /live/USER/PASS/ID.m3u8 as Xtream-Codes panels publish them.
+    panel = media / "panel"
+    restream = write_video(
+        media / "restream.ts",
+        sport_pictures[int(45 * FPS) : int(75 * FPS)],
+        FPS,
+        sport[45 * SR : 75 * SR],
+        SR,
+        bitrate=400_000,
+        keyframe_seconds=2.0,
+    )
+    write_hls(restream, panel / "live" / "demo" / "s3cret", 2.0, playlist="2.m3u8")
 
     print("\n2. Registering and indexing the channels.")
     _vigie("channels", "add", "canal-news", "--name", "Canal News", "--owner", "Canal", env=env)
@@ -94,6 +129,25 @@ def main() -> None:
             f"confidence {m.get('confidence', '?')}, by {' and '.join(by) or 'nothing'}"
         )
     print(f"Verdict: unrelated.mp4 -> {verdicts['unrelated.mp4']['verdict']}")
+
+    print("\n4. Scanning a pirate panel's HLS link, served from this machine.")
+    server = _serve(panel)
+    url = f"http://127.0.0.1:{server.server_address[1]}/live/demo/s3cret/2.m3u8"
+    # Captures never contact internal addresses unless allow-listed: loopback is, here.
+    lan_env = {**env, "VIGIE_ALLOW_NETWORKS": "127.0.0.1/32"}
+    try:
+        out = json.loads(_vigie("scan", url, "--json", env=lan_env, echo=False))
+    finally:
+        server.shutdown()
+    m = out["matches"][0] if out["matches"] else {}
+    ok &= m.get("channel_id") == "canal-sport" and abs(m.get("offset_seconds", -1) - 45) < 0.5
+    ok &= "s3cret" not in json.dumps(out)
+    segments = [r for r in out["capture"]["evidence"]["ranges"] if r["role"] == "segment"]
+    print(
+        f"Verdict: {out['sample']['source']} -> {out['verdict']} {m.get('channel_id', '')} "
+        f"at {m.get('offset_seconds', '?')} s, confidence {m.get('confidence', '?')}; "
+        f"{len(segments)} segments captured, each SHA-256 in the evidence"
+    )
     if not ok:
         raise SystemExit("demo failed: the pirate copies were not detected as expected")
     print("Demo OK.")

@@ -144,9 +144,14 @@ def write_video(
     pcm: np.ndarray | None = None,
     sr: int = 22050,
     bitrate: int | None = None,
+    keyframe_seconds: float | None = None,
+    preset: str = "veryfast",
 ) -> Path:
     """Write H.264 video (RGB frames at ``fps``) and/or AAC audio (mono float32 at ``sr``
-    Hz) into one file (.mp4, .ts, .mkv), interleaved as a broadcaster's muxer would."""
+    Hz) into one file (.mp4, .ts, .mkv), interleaved as a broadcaster's muxer would.
+
+    ``keyframe_seconds``: a keyframe exactly this often and no scene-cut ones, as HLS
+    packagers need to cut segments where asked (``None``: x264's own choice)."""
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w") as out:
@@ -155,7 +160,10 @@ def write_video(
             vs = out.add_stream("libx264", rate=rate)
             vs.height, vs.width = frames.shape[1:3]
             vs.pix_fmt = "yuv420p"
-            vs.options = {"preset": "veryfast"}
+            vs.options = {"preset": preset}
+            if keyframe_seconds is not None:
+                keyint = max(1, round(keyframe_seconds * fps))
+                vs.options["x264-params"] = f"keyint={keyint}:min-keyint={keyint}:scenecut=0"
             if bitrate:
                 vs.bit_rate = bitrate
         if pcm is not None:
@@ -181,3 +189,61 @@ def write_video(
         for pk in packets:
             out.mux(pk)
     return path
+
+
+def write_hls(
+    source: Path,
+    out_dir: Path,
+    segment_seconds: float,
+    kind: str = "mpegts",
+    *,
+    audio: bool = True,
+    video: bool = True,
+    playlist: str = "index.m3u8",
+) -> Path:
+    """Cut ``source`` into a VOD HLS rendition in ``out_dir`` with FFmpeg's ``hls`` muxer
+    (stream copy, no re-encoding): segments of ``segment_seconds`` (cut at the first
+    keyframe after each; see ``keyframe_seconds`` of :func:`write_video`), MPEG-TS or fMP4
+    (``kind``), sound and/or pictures. Returns the playlist's path."""
+    if kind not in ("mpegts", "fmp4"):
+        raise ValueError(f"kind must be 'mpegts' or 'fmp4', not {kind!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext = ".m4s" if kind == "fmp4" else ".ts"
+    index = out_dir / playlist
+    options = {
+        "hls_time": f"{segment_seconds:g}",
+        "hls_segment_type": kind,
+        "hls_playlist_type": "vod",
+        "hls_list_size": "0",
+        "hls_segment_filename": str(out_dir / f"{index.stem}-%05d{ext}"),
+        "hls_fmp4_init_filename": "init.mp4",
+    }
+    with (
+        av.open(str(source)) as inp,
+        av.open(str(index), "w", format="hls", options=options) as out,
+    ):
+        wanted = [
+            s for s in inp.streams if (s.type == "video" and video) or (s.type == "audio" and audio)
+        ]
+        if not wanted:
+            raise ValueError(f"{source} has none of the streams asked for")
+        outs, filters = {}, {}
+        for s in wanted:
+            outs[s.index] = o = out.add_stream_from_template(s)
+            if kind == "fmp4" and s.codec_context.name == "aac":
+                # ADTS AAC (from MPEG-TS) must become raw AAC + AudioSpecificConfig in MP4.
+                filters[s.index] = av.BitStreamFilterContext("aac_adtstoasc", s, o)
+        for packet in inp.demux(wanted):
+            if packet.dts is None:
+                continue
+            index_in = packet.stream.index
+            bsf = filters.get(index_in)
+            for pk in bsf.filter(packet) if bsf else [packet]:
+                pk.stream = outs[index_in]
+                out.mux(pk)
+        for index_in, bsf in filters.items():
+            for pk in bsf.filter(None):
+                pk.stream = outs[index_in]
+                out.mux(pk)
+    return index

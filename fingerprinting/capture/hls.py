@@ -130,14 +130,21 @@ def _start_index(playlist: MediaPlaylist, seconds: float) -> int:
     return index
 
 
-def segments(fetcher: Fetcher, url: str, seconds: float, limits: HlsLimits) -> Iterator[Piece]:
+def segments(
+    fetcher: Fetcher,
+    url: str,
+    seconds: float,
+    limits: HlsLimits,
+    first: MediaPlaylist | None = None,
+) -> Iterator[Piece]:
     """Follow the media playlist at ``url``, yielding decoder input until the consumer
     stops pulling (it has ``seconds`` of media), the playlist ends, or a failure.
+    ``first``: the playlist as already fetched, if it was (it is not fetched again).
 
     Two consecutive segments that fail to download end the capture with that failure;
     one is skipped (a CDN edge missing one segment is common) and recorded.
     """
-    playlist = media_playlist(fetcher, url, limits)
+    playlist = first or media_playlist(fetcher, url, limits)
     loaded = time.monotonic()
     next_seq = playlist.media_sequence + _start_index(playlist, seconds)
     last_new = time.monotonic()

@@ -76,7 +76,7 @@ class ByteBudget:
             self.used += n
             if self.used > self.limit:
                 raise CaptureError(
-                    "too_large", f"{what}: the sample went over its {self.limit:,} byte cap"
+                    "too_large", f"{what}: over the capture's {self.limit:,} byte cap"
                 )
 
 

@@ -29,7 +29,7 @@ from .evidence import Evidence
 from .hls import HlsLimits, Piece, choose, segments
 from .http import Fetcher, GuardedClient, Opened
 from .limits import ByteBudget, Deadline
-from .m3u8 import MasterPlaylist, parse_playlist
+from .m3u8 import MasterPlaylist, MediaPlaylist, parse_playlist
 from .options import StreamOptions, split_kodi_url
 from .redact import redact_url
 from .runs import Decoded, decode_once, decode_pieces, merge, video_seconds
@@ -229,7 +229,11 @@ def _from_http(
 
 
 def _from_hls(
-    url: str, playlist: object, plan: CapturePlan, fetcher: Fetcher, started: datetime
+    url: str,
+    playlist: MasterPlaylist | MediaPlaylist,
+    plan: CapturePlan,
+    fetcher: Fetcher,
+    started: datetime,
 ) -> Sample:
     shown = redact_url(url)
     want_audio, want_video = plan.sample_rate is not None, plan.fps is not None
@@ -247,7 +251,8 @@ def _from_hls(
             main, audio_url, want_video = audio_url, None, False
 
     def follow(u: str) -> Iterator[Piece]:
-        return segments(fetcher, u, plan.seconds, plan.hls)
+        first = playlist if u == url and isinstance(playlist, MediaPlaylist) else None
+        return segments(fetcher, u, plan.seconds, plan.hls, first)
 
     if audio_url is None:
         decoded = decode_pieces(

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -23,7 +22,7 @@ import numpy as np
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from service.media import synth_pictures, synth_programme
+from service.media import synth_pictures, synth_programme, write_hls, write_video
 
 from .servers import LoopbackServer, Request, Responder
 
@@ -95,37 +94,7 @@ def make_source(
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = synth_pictures(seconds, fps, seed, size[0], size[1]) if video else None
     pcm = synth_programme(seconds, seed, sr=sr) if audio else None
-    rate = Fraction(fps).limit_denominator(1001)
-    keyint = max(1, round(keyframe_seconds * fps))
-    with av.open(str(path), "w") as out:
-        packets = []
-        if frames is not None:
-            vs = out.add_stream("libx264", rate=rate)
-            vs.height, vs.width = frames.shape[1:3]
-            vs.pix_fmt = "yuv420p"
-            vs.options = {
-                "preset": "ultrafast",
-                "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
-            }
-            for k, img in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts, frame.time_base = k, 1 / rate
-                packets += vs.encode(frame)
-            packets += vs.encode(None)
-        if pcm is not None:
-            a_s = out.add_stream("aac", rate=sr, layout="mono")
-            a_s.open()
-            resampler = av.AudioResampler(format=a_s.format.name, layout="mono", rate=sr)
-            frame = av.AudioFrame.from_ndarray(
-                np.clip(pcm, -1, 1).reshape(1, -1), format="flt", layout="mono"
-            )
-            frame.sample_rate, frame.time_base, frame.pts = sr, Fraction(1, sr), 0
-            for f in resampler.resample(frame) + resampler.resample(None):
-                packets += a_s.encode(f)
-            packets += a_s.encode(None)
-        packets.sort(key=lambda pk: float((pk.dts or 0) * pk.time_base))
-        for pk in packets:
-            out.mux(pk)
+    write_video(path, frames, fps, pcm, sr, keyframe_seconds=keyframe_seconds, preset="ultrafast")
     return path
 
 
@@ -167,44 +136,7 @@ def segment(
     if kind not in _SEGMENT:
         raise ValueError(f"kind must be one of {sorted(_SEGMENT)}, not {kind!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ext = _SEGMENT[kind][0]
-    index = out_dir / "index.m3u8"
-    options = {
-        "hls_time": f"{segment_seconds:g}",
-        "hls_segment_type": kind,
-        "hls_playlist_type": "vod",
-        "hls_list_size": "0",
-        "hls_segment_filename": str(out_dir / f"seg%05d{ext}"),
-        "hls_fmp4_init_filename": "init.mp4",
-    }
-    with (
-        av.open(str(source)) as inp,
-        av.open(str(index), "w", format="hls", options=options) as out,
-    ):
-        wanted = [
-            s for s in inp.streams if (s.type == "video" and video) or (s.type == "audio" and audio)
-        ]
-        if not wanted:
-            raise ValueError(f"{source} has none of the streams asked for")
-        outs, filters = {}, {}
-        for s in wanted:
-            outs[s.index] = o = out.add_stream_from_template(s)
-            if kind == "fmp4" and s.codec_context.name == "aac":
-                # ADTS AAC (from MPEG-TS) must become raw AAC + AudioSpecificConfig in MP4.
-                filters[s.index] = av.BitStreamFilterContext("aac_adtstoasc", s, o)
-        for packet in inp.demux(wanted):
-            if packet.dts is None:
-                continue
-            index_in = packet.stream.index
-            bsf = filters.get(index_in)
-            for pk in bsf.filter(packet) if bsf else [packet]:
-                pk.stream = outs[index_in]
-                out.mux(pk)
-        for index_in, bsf in filters.items():
-            for pk in bsf.filter(None):
-                pk.stream = outs[index_in]
-                out.mux(pk)
+    index = write_hls(source, out_dir, segment_seconds, kind, audio=audio, video=video)
     segments, durations, init, pending = [], [], None, None
     for line in index.read_text().splitlines():
         if m := _EXTINF.match(line):
