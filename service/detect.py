@@ -213,7 +213,8 @@ def scan_url(
         deadline_seconds=deadline_seconds,
     )
     got = sample(url, plan, client=client)
-    result = scan_media(got.pcm, got.frames, index, min_confidence, redact_url(url), started)
+    shown = redact_url(got.evidence.requested_url)  # without the Kodi |header suffix
+    result = scan_media(got.pcm, got.frames, index, min_confidence, shown, started)
     return result, got
 
 

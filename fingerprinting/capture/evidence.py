@@ -8,15 +8,18 @@ masks every credential any URL of the capture carried (see :mod:`.redact`).
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 
-from .redact import Redactor
+from .redact import MASK, Redactor
 
 __all__ = ["ByteRange", "Evidence", "Hop", "PlaylistSnapshot", "utc_now"]
 
+#: Header names whose values are credentials, masked in the public record.
+_SECRET_HEADER = re.compile(r"cookie|authori[sz]ation|token|secret|api[-_]?key|session", re.I)
 #: Playlist text kept in the record (characters); the hash always covers the whole body.
 SNAPSHOT_CHARS = 256 * 1024
 
@@ -170,11 +173,22 @@ class Evidence:
 
     def public(self) -> dict:
         """The record with every credential masked, for logs, API responses and the UI.
-        Playlist texts are scrubbed too: a master playlist repeats the tokens of its URL."""
+        Playlist texts are scrubbed too: a master playlist repeats the tokens of its URL.
+        Secret header values (cookies, authorisations, API keys, tokens) are masked
+        wherever they appear."""
         redactor = Redactor()
         for url in self.urls():
             redactor.add_url(url)
-        return redactor.value(self.sealed())
+        data = self.sealed()
+        secrets = set()
+        for hop in data["hops"]:
+            for pairs in (hop["request_headers"], hop["response_headers"]):
+                for pair in pairs:
+                    if _SECRET_HEADER.search(pair[0]) and len(pair[1]) >= 3:
+                        secrets.add(pair[1])
+                        pair[1] = MASK
+        redactor.add_secrets(secrets)
+        return redactor.value(data)
 
 
 def _plain(value: object) -> object:

@@ -10,6 +10,7 @@ decides whether that is enough (see :attr:`PieceFeed.error`).
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 
 from .errors import CaptureError
@@ -26,9 +27,10 @@ class PieceFeed(io.RawIOBase):
     do at an HLS discontinuity.
     """
 
-    def __init__(self, pieces: Iterator[Piece]) -> None:
+    def __init__(self, pieces: Iterator[Piece], cancel: threading.Event | None = None) -> None:
         super().__init__()
         self._pieces = pieces
+        self._cancel = cancel
         self._buf = memoryview(b"")
         self._pending: Piece | None = None
         self.error: CaptureError | None = None
@@ -53,6 +55,8 @@ class PieceFeed(io.RawIOBase):
             piece, self._pending = self._pending, None
         elif self._pending is not None or self.error is not None:
             return False
+        elif self._cancel is not None and self._cancel.is_set():
+            return False  # the other half of the capture failed: this half stops too
         else:
             try:
                 piece = next(self._pieces)
@@ -60,6 +64,11 @@ class PieceFeed(io.RawIOBase):
                 return False
             except CaptureError as exc:
                 self.error = exc
+                return False
+            except Exception as exc:  # a bug or a library surprise on hostile input
+                self.error = CaptureError(
+                    "not_media", f"unexpected failure reading the stream ({exc!r})"
+                )
                 return False
             if piece.new_run and self.run_bytes:
                 self._pending = piece

@@ -20,6 +20,8 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -28,7 +30,14 @@ import httpx
 from .errors import CaptureError
 from .evidence import Evidence, Hop, utc_now
 from .limits import ByteBudget, Deadline, HostLimiter
-from .netguard import NetworkPolicy, Resolver, check_scheme, resolve_checked, system_resolver
+from .netguard import (
+    IPAddress,
+    NetworkPolicy,
+    Resolver,
+    check_scheme,
+    resolve_checked,
+    system_resolver,
+)
 from .options import StreamOptions
 from .redact import redact_url
 
@@ -38,6 +47,8 @@ __all__ = ["DEFAULT_USER_AGENT", "Fetched", "Fetcher", "GuardedClient", "Opened"
 #: panels refuse unknown clients (our identity is in the evidence's egress note instead).
 DEFAULT_USER_AGENT = "VLC/3.0.20 LibVLC/3.0.20"
 _REDIRECTS = {301, 302, 303, 307, 308}
+#: Headers a stream's options may not set: we set them, or they frame the message.
+_OURS = {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade"}
 _SHARED_LIMITER = HostLimiter()
 
 
@@ -87,11 +98,31 @@ class GuardedClient:
             verify=verify,
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment: it would bypass the policy
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            # No keep-alive: a pooled connection is keyed by the address we send to, so it
+            # would carry one name's verified TLS session to another name on the same
+            # address, and a reused connection is only watched once its headers are in.
+            # A new connection per request costs a round trip per segment.
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
         )
+        self._dns = ThreadPoolExecutor(8, thread_name_prefix="vigie-dns")
+
+    def resolve(self, host: str, port: int, deadline: Deadline, shown: str) -> list:
+        """Resolve and check ``host`` within the deadline: ``getaddrinfo`` has no timeout
+        of its own, so it runs on a worker thread that is abandoned when time is up."""
+        job = self._dns.submit(
+            resolve_checked, host, port, self.policy, url=shown, resolver=self.resolver
+        )
+        try:
+            return job.result(timeout=deadline.check(f"resolving {host} for {shown}"))
+        except FutureTimeout:
+            raise CaptureError(
+                "timeout",
+                f"{shown}: resolving {host} outlasted the {deadline.seconds:g} s capture deadline",
+            ) from None
 
     def close(self) -> None:
         self._http.close()
+        self._dns.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> GuardedClient:
         return self
@@ -188,9 +219,14 @@ class Fetcher:
         self.budget = budget
         self.evidence = evidence
         self.options = options or StreamOptions()
-        headers = self.options.request_headers()
+        headers = {
+            k: v for k, v in self.options.request_headers().items() if k.lower() not in _OURS
+        }
         headers.setdefault("User-Agent", DEFAULT_USER_AGENT)
         self.headers = headers
+        # Checked addresses per (host, port), for this capture: a playlist's segments on
+        # one host are resolved once (and a rebinding answer has no second chance).
+        self._addresses: dict[tuple[str, int], list[IPAddress]] = {}
         evidence.user_agent = headers["User-Agent"]
 
     def get(
@@ -274,14 +310,21 @@ class Fetcher:
         self, url: str, what: str, extra: dict[str, str] | None
     ) -> Iterator[tuple[httpx.Response, Hop, _Watchdog]]:
         """One checked request to the address we resolved, recorded as a hop."""
-        parsed = httpx.URL(url)
-        host = parsed.host
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
         shown = redact_url(url)
+        try:
+            parsed = httpx.URL(url)
+            host = parsed.host
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise CaptureError(
+                "unreachable", f"{what} {shown}: malformed URL ({exc})", self.evidence
+            ) from None
+        if not host:
+            raise CaptureError("unreachable", f"{what} {shown}: URL has no host", self.evidence)
         hop = self.evidence.add_hop(Hop(url=url, method="GET", started_utc=utc_now()))
-        addresses = resolve_checked(
-            host, port, self.client.policy, url=shown, resolver=self.client.resolver
-        )
+        if (host, port) not in self._addresses:
+            self._addresses[host, port] = self.client.resolve(host, port, self.deadline, shown)
+        addresses = self._addresses[host, port]
         hop.resolved = [str(a) for a in addresses]
         address = addresses[0]
         hop.address = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
@@ -304,12 +347,12 @@ class Fetcher:
         extensions: dict = {"trace": trace, "timeout": timeout.as_dict()}
         if parsed.scheme == "https":
             extensions["sni_hostname"] = host
-        request = self.client._http.build_request(
-            "GET", parsed.copy_with(host=str(address)), headers=headers, extensions=extensions
-        )
         started = time.monotonic()
         response = None
         try:
+            request = self.client._http.build_request(
+                "GET", parsed.copy_with(host=str(address)), headers=headers, extensions=extensions
+            )
             with self.client.limiter.slot(host, self.deadline, f"{what} {shown}"):
                 try:
                     response = self.client._http.send(request, stream=True)

@@ -8,6 +8,7 @@ resolved against the playlist's own URL here, so every later request is absolute
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,8 +124,26 @@ class MediaPlaylist:
 
 
 def _byterange(text: str, previous_end: int) -> tuple[int, int]:
-    length, _, offset = text.partition("@")
-    return int(length), int(offset) if offset else previous_end
+    """``n[@o]`` → (length, offset), both whole numbers of bytes (ValueError otherwise)."""
+    m = re.fullmatch(r"\s*(\d+)(?:@(\d+))?\s*", text)
+    if m is None or int(m[1]) == 0:
+        raise ValueError(f"bad byte range {text!r}")
+    return int(m[1]), int(m[2]) if m[2] else previous_end
+
+
+def _seconds(text: str, what: str) -> float:
+    """A duration in seconds: finite and not negative (ValueError otherwise)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"bad {what} {text!r}")
+    return value
+
+
+def _iv(text: str) -> bytes:
+    """``0x`` + 32 hex digits → 16 bytes (RFC 8216 4.3.2.4)."""
+    if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,32}", text):
+        raise ValueError(f"bad AES-128 IV {text!r} (0x and up to 32 hex digits)")
+    return bytes.fromhex(text[2:].rjust(32, "0"))
 
 
 def _date(text: str) -> datetime | None:
@@ -149,7 +168,12 @@ def parse_playlist(text: str, url: str) -> MasterPlaylist | MediaPlaylist:
     base = httpx.URL(url)
 
     def absolute(uri: str) -> str:
-        return str(base.join(uri.strip()))
+        try:
+            return str(base.join(uri.strip()))
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise CaptureError(
+                "not_media", f"{shown}: malformed URI {uri[:80]!r} in the playlist ({exc})"
+            ) from None
 
     if any(ln.startswith("#EXT-X-STREAM-INF") for ln in lines):
         return _parse_master(lines, url, absolute)
@@ -213,11 +237,13 @@ def _parse_media(lines: list[str], url: str, absolute: object, shown: str) -> Me
         for ln in lines:
             tag, _, value = ln.partition(":")
             if tag == "#EXT-X-TARGETDURATION":
-                target = float(value)
+                target = _seconds(value, "target duration")
             elif tag == "#EXT-X-MEDIA-SEQUENCE":
                 first_sequence = sequence = int(value)
+                if not 0 <= sequence < 2**63:
+                    raise ValueError(f"bad media sequence {value!r}")
             elif tag == "#EXTINF":
-                duration = float(value.split(",")[0] or 0)
+                duration = _seconds(value.split(",")[0] or "0", "segment duration")
             elif tag == "#EXT-X-DISCONTINUITY":
                 discontinuity = True
             elif tag == "#EXT-X-BYTERANGE":
@@ -234,7 +260,7 @@ def _parse_media(lines: list[str], url: str, absolute: object, shown: str) -> Me
                     else Key(
                         method,
                         absolute(a["URI"]) if a.get("URI") else None,
-                        bytes.fromhex(iv[2:].rjust(32, "0")) if iv else None,
+                        _iv(iv) if iv else None,
                     )
                 )
             elif tag == "#EXT-X-MAP":
@@ -267,6 +293,8 @@ def _parse_media(lines: list[str], url: str, absolute: object, shown: str) -> Me
                 duration, discontinuity, byterange, pdt = None, False, None, None
     except (ValueError, KeyError) as exc:
         raise CaptureError("not_media", f"{shown}: malformed HLS playlist ({exc})") from None
-    if not target and segments:
-        target = max(s.duration for s in segments)
+    if not target:
+        # No target stated: the longest segment, or, for an empty live playlist at start-up,
+        # the 6 s Apple recommends, so that reloads and stall detection keep a sane pace.
+        target = max((s.duration for s in segments), default=0.0) or 6.0
     return MediaPlaylist(url, target, first_sequence, tuple(segments), endlist, playlist_type)

@@ -215,6 +215,10 @@ class Redactor:
         """Remember the secrets of ``url`` (never raises)."""
         self._secrets.update(url_secrets(url))
 
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Remember raw secret values (header values), ignoring ones under 3 characters."""
+        self._secrets.update(x for x in secrets if len(x) >= 3)
+
     def text(self, text: str) -> str:
         """``text`` with embedded URLs redacted and every known secret masked."""
         return redact_text(_URL_IN_TEXT.sub(_redact_match, text), self._secrets)

@@ -8,6 +8,7 @@ whether it is enough.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,10 +52,12 @@ def decode_pieces(
     fps: float | None,
     evidence: Evidence,
     shown: str,
+    cancel: threading.Event | None = None,
 ) -> Decoded:
     """Decode runs of pieces until ``plan.seconds`` of media; each run restarts the
-    decoder and its times continue where the previous run's media ended."""
-    feed = PieceFeed(pieces)
+    decoder and its times continue where the previous run's media ended. ``cancel``:
+    stop reading when set (the other stream of an alternate-audio capture failed)."""
+    feed = PieceFeed(pieces, cancel)
     pcm_parts: list[np.ndarray] = []
     frame_parts: list[FrameBatch] = []
     offset = 0.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -264,27 +265,38 @@ def _from_hls(
             shown,
         )
     else:
-        # Alternate audio: its own playlist and segments, fetched beside the video.
-        with ThreadPoolExecutor(2, thread_name_prefix="vigie-capture") as pool:
-            video = pool.submit(
-                decode_pieces, follow(main), plan, None, plan.fps, fetcher.evidence, shown
-            )
-            sound = pool.submit(
-                decode_pieces,
-                follow(audio_url),
-                plan,
-                plan.sample_rate,
-                None,
-                fetcher.evidence,
-                redact_url(audio_url),
-            )
-            decoded = merge(sound.result(), video.result())
+        decoded = _beside(follow(main), follow(audio_url), plan, fetcher.evidence, shown)
     media_start = next(
         (r.program_date_time for r in fetcher.evidence.ranges if r.program_date_time), None
     )
     out = _finish(decoded, plan, fetcher.evidence, started, "hls")
     out.media_started_utc = datetime.fromisoformat(media_start) if media_start else None
     return out
+
+
+def _beside(
+    video_pieces: Iterator[Piece],
+    audio_pieces: Iterator[Piece],
+    plan: CapturePlan,
+    evidence: Evidence,
+    shown: str,
+) -> Decoded:
+    """Alternate audio: the sound's own playlist and segments, decoded beside the video on
+    a second thread. When one side fails, the other stops at once instead of downloading
+    the rest of a sample that cannot be used."""
+    cancel = threading.Event()
+
+    def run(pieces: Iterator[Piece], rate: int | None, fps: float | None) -> Decoded:
+        try:
+            return decode_pieces(pieces, plan, rate, fps, evidence, shown, cancel)
+        except BaseException:
+            cancel.set()
+            raise
+
+    with ThreadPoolExecutor(2, thread_name_prefix="vigie-capture") as pool:
+        video = pool.submit(run, video_pieces, None, plan.fps)
+        sound = pool.submit(run, audio_pieces, plan.sample_rate, None)
+        return merge(sound.result(), video.result())
 
 
 def _peek(opened: Opened) -> tuple[bytes, Iterator[bytes]]:

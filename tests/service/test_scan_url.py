@@ -45,10 +45,12 @@ def test_xtream_credentials_never_reach_the_output(vigie, channel, allow_loopbac
     with LoopbackServer() as server:
         server.route("/live/bob/hunter2/77.ts", redirect("/t/77.ts?token=a1b2c3d4e5f6a7b8c9d0"))
         server.route("/t/77.ts", static(recording.read_bytes(), "video/mp2t"))
-        done = vigie(data, "scan", server.url("/live/bob/hunter2/77.ts"), "--json")
+        url = server.url("/live/bob/hunter2/77.ts") + "|Cookie=sess%3DCOOKIESECRET"
+        done = vigie(data, "scan", url, "--json")
     out = json.loads(done.stdout)
     assert out["verdict"] == "match"
     assert "hunter2" not in done.stdout and "a1b2c3d4e5f6a7b8c9d0" not in done.stdout
+    assert "COOKIESECRET" not in done.stdout
     assert "/live/***/***/77.ts" in out["sample"]["source"]
 
 

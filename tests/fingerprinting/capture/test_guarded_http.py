@@ -16,6 +16,7 @@ from fingerprinting.capture import (
     HostLimiter,
     NetworkPolicy,
     read_channel_list,
+    split_kodi_url,
 )
 from tests.fingerprinting.capture.servers import static
 
@@ -54,17 +55,15 @@ def test_a_rebinding_name_is_resolved_once_and_the_checked_address_is_used(serve
 
 def test_http_errors_name_the_status(server):
     server.route("/gone", static(b"no", status=410))
-    with GuardedClient(LOOPBACK, limiter=FAST) as client:
-        with pytest.raises(CaptureError) as info:
-            fetcher(client).get(server.url("/gone"), max_bytes=100, what="segment")
+    with GuardedClient(LOOPBACK, limiter=FAST) as client, pytest.raises(CaptureError) as info:
+        fetcher(client).get(server.url("/gone"), max_bytes=100, what="segment")
     assert info.value.reason == "http_status" and "HTTP 410" in info.value.message
 
 
 def test_an_announced_length_over_the_cap_is_refused_before_reading(server):
     server.route("/big", static(b"x" * 5000))
-    with GuardedClient(LOOPBACK, limiter=FAST) as client:
-        with pytest.raises(CaptureError) as info:
-            fetcher(client).get(server.url("/big"), max_bytes=1000, what="key")
+    with GuardedClient(LOOPBACK, limiter=FAST) as client, pytest.raises(CaptureError) as info:
+        fetcher(client).get(server.url("/big"), max_bytes=1000, what="key")
     assert info.value.reason == "too_large" and "5,000 bytes" in info.value.message
 
 
@@ -96,9 +95,8 @@ def test_host_limiter_caps_concurrency_and_gives_up_at_the_deadline():
     t = threading.Thread(target=hold)
     t.start()
     held.wait(5)
-    with pytest.raises(CaptureError) as info:
-        with limiter.slot("a.example", Deadline(0.3), "waiter"):
-            pass
+    with pytest.raises(CaptureError) as info, limiter.slot("a.example", Deadline(0.3), "waiter"):
+        pass
     release.set()
     t.join()
     assert info.value.reason == "timeout"
@@ -121,17 +119,67 @@ def test_a_channel_list_of_10000_entries_streams_through_the_guarded_client(serv
     body = _channel_list(10_000)
     server.route("/get.php", static(body, "audio/x-mpegurl"))
     with GuardedClient(LOOPBACK, limiter=FAST) as client:
-        entries = list(read_channel_list(server.url("/get.php?username=u&password=p"), client=client))
+        url = server.url("/get.php?username=u&password=p")
+        entries = list(read_channel_list(url, client=client))
     assert len(entries) == 10_000
     e = entries[4200]
     assert e.tvg_id == "ch4200.fr" and e.group_title == "Group 0" and e.name == "Channel 4200 HD"
     assert e.catchup["catchup-days"] == "7" and e.url.endswith("/live/user/pass/4200.ts")
-    assert entries[300].options.user_agent == "Panel/2.0" and entries[301].options.user_agent is None
+    assert entries[300].options.user_agent == "Panel/2.0"
+    assert entries[301].options.user_agent is None
 
 
 def test_a_channel_list_over_its_cap_is_too_large(server):
     server.route("/get.php", static(_channel_list(2000), "audio/x-mpegurl"))
-    with GuardedClient(LOOPBACK, limiter=FAST) as client:
-        with pytest.raises(CaptureError) as info:
-            list(read_channel_list(server.url("/get.php"), client=client, max_bytes=50_000))
+    with GuardedClient(LOOPBACK, limiter=FAST) as client, pytest.raises(CaptureError) as info:
+        list(read_channel_list(server.url("/get.php"), client=client, max_bytes=50_000))
     assert info.value.reason == "too_large"
+
+
+def test_a_slow_resolver_cannot_outlast_the_deadline(server):
+    def slow(host, port):
+        time.sleep(3)
+        return ["127.0.0.1"]
+
+    with GuardedClient(LOOPBACK, limiter=FAST, resolver=slow) as client:
+        started = time.monotonic()
+        with pytest.raises(CaptureError) as info:
+            fetcher(client, seconds=0.5).get("http://slow.test/x", max_bytes=10, what="test")
+    assert info.value.reason == "timeout" and time.monotonic() - started < 1.0
+    assert "resolving slow.test" in info.value.message
+
+
+def test_every_name_gets_its_certificate_checked_even_on_one_address(https_server, tls_ca):
+    """A connection verified for one name must not carry another name on the same address."""
+    import ssl
+
+    https_server.route("/a", static(b"first"))
+    https_server.route("/b", static(b"second"))
+    ctx = ssl.create_default_context()
+    tls_ca.configure_trust(ctx)
+
+    def resolver(host, port):
+        return ["127.0.0.1"]
+
+    port = https_server.port
+    with GuardedClient(LOOPBACK, limiter=FAST, resolver=resolver, verify=ctx) as client:
+        f = fetcher(client)
+        assert f.get(f"https://localhost:{port}/a", max_bytes=100, what="t").body == b"first"
+        with pytest.raises(CaptureError) as info:
+            f.get(f"https://not-in-cert.example:{port}/b", max_bytes=100, what="t")
+    assert info.value.reason == "unreachable" and "certificate" in info.value.message.lower()
+
+
+def test_a_stream_cannot_set_the_host_header(server):
+    server.route("/x", static(b"ok"))
+    with GuardedClient(LOOPBACK, limiter=FAST) as client:
+        f = Fetcher(
+            client,
+            deadline=Deadline(5),
+            budget=ByteBudget(1000),
+            evidence=Evidence(requested_url="t"),
+            options=split_kodi_url("http://x/|Host=evil.example&User-Agent=UA")[1],
+        )
+        assert f.get(server.url("/x"), max_bytes=10, what="t").body == b"ok"
+    (req,) = server.requests
+    assert req.headers["host"] == f"127.0.0.1:{server.port}" and req.headers["user-agent"] == "UA"

@@ -233,3 +233,26 @@ def test_the_sample_byte_cap_holds(server, client, ts_bytes):
     plan = CapturePlan(seconds=10, min_seconds=8, max_bytes=100_000, deadline_seconds=DEADLINE)
     exc, _ = capture_fails(server.url("/s.ts"), client, plan)
     assert exc.reason == "too_large"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://\x00/", "http://"])
+def test_malformed_urls_are_capture_errors(client, url):
+    exc, _ = capture_fails(url, client)
+    assert exc.reason in ("unreachable", "unsupported_scheme")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["#EXTINF:2,", "http://[::1/seg.ts"],  # a segment URI that is no URL
+        ['#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0x' + "ab" * 17, "#EXTINF:2,", "s.ts"],
+        ["#EXTINF:-2,", "s.ts"],
+        ["#EXT-X-BYTERANGE:-100@5", "#EXTINF:2,", "s.ts"],
+    ],
+    ids=["bad-uri", "long-iv", "negative-duration", "negative-range"],
+)
+def test_malformed_media_playlists_are_not_media(server, client, lines):
+    body = "\n".join(["#EXTM3U", "#EXT-X-TARGETDURATION:2", *lines, "#EXT-X-ENDLIST", ""])
+    server.route("/p.m3u8", static(body.encode(), "application/vnd.apple.mpegurl"))
+    exc, _ = capture_fails(server.url("/p.m3u8"), client)
+    assert exc.reason == "not_media", exc.message

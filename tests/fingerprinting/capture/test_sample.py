@@ -143,7 +143,7 @@ def test_xtream_token_redirect_is_followed_and_credentials_are_masked(server, cl
 
 def test_kodi_suffix_sets_user_agent_and_referer(server, client, ts_bytes):
     server.route("/s.ts", static(ts_bytes, "video/mp2t"))
-    sample(
+    got = sample(
         server.url("/s.ts") + "|User-Agent=PirateBox%2F1.0&Referer=http://panel.example/",
         PLAN,
         client=client,
@@ -151,6 +151,16 @@ def test_kodi_suffix_sets_user_agent_and_referer(server, client, ts_bytes):
     (req,) = server.requests
     assert req.headers["user-agent"] == "PirateBox/1.0"
     assert req.headers["referer"] == "http://panel.example/"
+    assert got.evidence.requested_url == server.url("/s.ts")  # the suffix is not the URL
+
+
+def test_secret_headers_are_masked_in_the_public_record(server, client, ts_bytes):
+    server.route("/s.ts", static(ts_bytes, "video/mp2t", headers={"Set-Cookie": "sid=ZZsessZZ"}))
+    got = sample(server.url("/s.ts") + "|Cookie=auth%3DC00KIEVALUE", PLAN, client=client)
+    assert server.requests[0].headers["cookie"] == "auth=C00KIEVALUE"
+    public, sealed = repr(got.evidence.public()), repr(got.evidence.sealed())
+    assert "C00KIEVALUE" not in public and "ZZsessZZ" not in public
+    assert "C00KIEVALUE" in sealed and "ZZsessZZ" in sealed
 
 
 def test_alternate_audio_rendition_is_captured_beside_video_only_segments(
