@@ -124,12 +124,25 @@ class HostLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    #: Hosts remembered before idle ones are forgotten (a long-running worker sees many).
+    MAX_HOSTS = 4096
+
     def _bucket(self, host: str) -> _Bucket:
         with self._lock:
             bucket = self._buckets.get(host)
             if bucket is None:
+                if len(self._buckets) >= self.MAX_HOSTS:
+                    self._forget_idle()
                 bucket = self._buckets[host] = _Bucket(self.rate, self.burst, self.concurrent)
             return bucket
+
+    def _forget_idle(self) -> None:
+        """Drop hosts whose bucket has refilled (quiet for burst / rate seconds): they
+        would start from a full bucket anyway. Caller holds the lock."""
+        quiet = self.burst / self.rate
+        now = time.monotonic()
+        for host in [h for h, b in self._buckets.items() if now - b.stamp >= quiet]:
+            del self._buckets[host]
 
     @contextmanager
     def slot(self, host: str, deadline: Deadline, what: str) -> Iterator[None]:

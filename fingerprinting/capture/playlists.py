@@ -26,12 +26,12 @@ stream): call :func:`looks_like_hls` on the head of the response first.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import CaptureError
+from .extinf import parse_extinf, scan_attributes
 from .options import StreamOptions, parse_kodiprop, parse_vlcopt, split_kodi_url
 
 __all__ = ["PlaylistEntry", "PlaylistError", "iter_m3u", "iter_m3u_bytes", "looks_like_hls"]
@@ -93,24 +93,6 @@ class PlaylistError(ValueError):
 # capture's to refuse, with its own reason) or an absolute path.
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://|/")
 
-# First token after ``#EXTINF:``: the duration (unless it is an attribute).
-_DURATION = re.compile(r"\s*([^\s,]*)")
-
-# One token of an attribute list. Every non-space character starts some alternative, so
-# ``finditer`` never skips a comma: the first ``comma`` match is the one outside quotes.
-_ATTR_TOKEN = re.compile(
-    r"""
-      (?P<key>[^\s=,"']+)\s*=
-        (?:\s*"(?P<dq>[^"]*)"|\s*'(?P<sq>[^']*)'|(?P<bare>[^\s,]*))
-    | (?P<comma>,)
-    | "[^"]*"          # stray quoted text: its commas are inside quotes
-    | '[^']*'
-    | [^\s,"']+        # stray word
-    | ["']             # unmatched quote
-    """,
-    re.VERBOSE,
-)
-
 _UA_KEYS = ("user-agent", "http-user-agent")
 _REFERER_KEYS = ("referer", "referrer", "http-referrer", "http-referer")
 _CATCHUP_EXTRA = frozenset({"timeshift", "tvg-rec"})
@@ -130,45 +112,6 @@ _HLS_ONLY_TAGS = (
     "#EXT-X-PART-INF",
     "#EXT-X-SERVER-CONTROL",
 )
-
-
-def _scan_attributes(text: str, pos: int, *, stop_at_comma: bool) -> tuple[dict[str, str], str]:
-    """Attributes of ``text[pos:]`` and, with ``stop_at_comma``, what follows the comma.
-
-    Values may be double-quoted (spaces, commas, ``|`` allowed), single-quoted or bare
-    (up to whitespace or a comma). An unterminated quote is read as a bare value and
-    stray words are ignored, so broken lines still yield their other attributes.
-    """
-    attrs: dict[str, str] = {}
-    for token in _ATTR_TOKEN.finditer(text, pos):
-        key, dq, sq, bare, comma = token.groups()
-        if key is not None:
-            key = key.lower()
-            if key not in attrs:
-                value = dq if dq is not None else sq if sq is not None else bare
-                attrs[key] = value.strip()
-        elif comma and stop_at_comma:
-            return attrs, text[token.end() :].strip()
-    return attrs, ""
-
-
-def _parse_extinf(body: str) -> tuple[float, dict[str, str], str]:
-    """``(duration, attributes, name)`` of the text after ``#EXTINF:``."""
-    match = _DURATION.match(body)
-    token = match.group(1) if match else ""
-    duration = -1.0
-    pos = 0
-    if token and "=" not in token:
-        pos = match.end() if match else 0
-        try:
-            value = float(token)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(value):
-                duration = value
-    attrs, name = _scan_attributes(body, pos, stop_at_comma=True)
-    return duration, attrs, name
 
 
 def _attribute_options(attrs: dict[str, str]) -> StreamOptions:
@@ -243,7 +186,7 @@ class _Parser:
     def _tag(self, text: str) -> None:
         tag = text[:11].upper()
         if tag.startswith("#EXTINF:"):
-            self.extinf = _parse_extinf(text[8:])
+            self.extinf = parse_extinf(text[8:])
         elif tag.startswith("#EXTVLCOPT"):
             opts = parse_vlcopt(text)
             if opts is not None:
@@ -257,7 +200,7 @@ class _Parser:
         elif tag.startswith("#EXTM3U"):
             # A later #EXTM3U (concatenated playlists) starts over with its own defaults.
             self.header = True
-            attrs, _ = _scan_attributes(text, 7, stop_at_comma=False)
+            attrs, _ = scan_attributes(text, 7, stop_at_comma=False)
             self.playlist_options = _attribute_options(attrs)
             self.extinf = None
             self.options = _NO_OPTIONS
@@ -466,7 +409,7 @@ def looks_like_hls(head: str) -> bool:
                 return True
         elif upper.startswith("#EXTINF:"):
             seen_entry = True
-            duration, _, _ = _parse_extinf(text[8:])
+            duration, _, _ = parse_extinf(text[8:])
             segment_pending = duration > 0
         elif text[0] != "#":
             if segment_pending and not _URL_START.match(text) and " " not in text:

@@ -183,3 +183,13 @@ def test_a_stream_cannot_set_the_host_header(server):
         assert f.get(server.url("/x"), max_bytes=10, what="t").body == b"ok"
     (req,) = server.requests
     assert req.headers["host"] == f"127.0.0.1:{server.port}" and req.headers["user-agent"] == "UA"
+
+
+def test_host_limiter_forgets_idle_hosts():
+    limiter = HostLimiter(rate=1000, burst=1, concurrent=1)
+    limiter.MAX_HOSTS = 10
+    for i in range(25):
+        with limiter.slot(f"h{i}.example", Deadline(5), "test"):
+            pass
+        time.sleep(0.002)  # longer than burst / rate: each host is idle when the next comes
+    assert len(limiter._buckets) <= 10
