@@ -216,3 +216,29 @@ def test_sample_of_a_local_file_hashes_it_whole(tmp_path, ts_bytes):
     got = sample(str(path), CapturePlan(seconds=5, allow_local_files=True))
     assert got.kind == "file" and got.audio_seconds >= 4.9
     assert got.evidence.ranges[0].sha256 == hashlib.sha256(ts_bytes).hexdigest()
+
+
+def test_progressive_mp4_with_its_index_at_the_end_is_read_whole(server, client, tmp_path):
+    from service.media import synth_pictures, synth_programme, write_video
+
+    path = write_video(
+        tmp_path / "film.mp4", synth_pictures(12, 10, 3), 10, synth_programme(12, 3), 22050
+    )
+    data = path.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat")  # PyAV writes the index last
+    server.route("/film.mp4", static(data, "video/mp4"))
+    got = sample(server.url("/film.mp4"), PLAN, client=client)
+    assert got.kind == "progressive" and got.audio_seconds >= 9.5 and len(got.frames) >= 18
+    assert got.evidence.ranges[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_other_containers_stream_as_they_arrive(server, client, tmp_path, suffix):
+    from service.media import synth_pictures, synth_programme, write_video
+
+    path = write_video(
+        tmp_path / f"s{suffix}", synth_pictures(12, 10, 4), 10, synth_programme(12, 4), 22050
+    )
+    server.route("/s", static(path.read_bytes(), "application/octet-stream"))
+    got = sample(server.url("/s"), PLAN, client=client)
+    assert got.kind == "stream" and got.audio_seconds >= 9.5 and len(got.frames) >= 18
