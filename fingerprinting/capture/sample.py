@@ -201,16 +201,17 @@ def _from_http(
     shown = redact_url(url)
     with fetcher.open(url, what="stream") as opened:
         head, chunks = _peek(opened)
-        text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if text_head.startswith(b"#EXTM3U") or opened.headers.get(
-            "content-type", ""
-        ).lower().endswith(_PLAYLIST_TYPES):
+        kind = media_kind(head)
+        is_playlist = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#EXTM3U") or (
+            kind is None
+            and opened.headers.get("content-type", "").lower().endswith(_PLAYLIST_TYPES)
+        )
+        if is_playlist:
             body = _read_all(head, chunks, plan.hls.playlist_bytes, shown)
             evidence.add_playlist(opened.url, body)
             playlist = parse_playlist(body.decode("utf-8", "replace"), opened.url)
             final_url = opened.url
         else:
-            kind = media_kind(head)
             if kind is None:
                 ctype = opened.headers.get("content-type") or "no content type"
                 raise CaptureError(

@@ -242,3 +242,9 @@ def test_other_containers_stream_as_they_arrive(server, client, tmp_path, suffix
     server.route("/s", static(path.read_bytes(), "application/octet-stream"))
     got = sample(server.url("/s"), PLAN, client=client)
     assert got.kind == "stream" and got.audio_seconds >= 9.5 and len(got.frames) >= 18
+
+
+def test_the_bytes_decide_not_the_content_type(server, client, ts_bytes):
+    server.route("/live.m3u8", static(ts_bytes, "application/vnd.apple.mpegurl"))
+    got = sample(server.url("/live.m3u8"), PLAN, client=client)
+    assert got.kind == "stream" and got.audio_seconds >= 9.5
