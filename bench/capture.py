@@ -8,6 +8,10 @@ own: segments of 2 s and 6 s in MPEG-TS, 2 s in fMP4, with a long window (a whol
 sample is already published: capture costs download and decoding time) and a short one
 (3 segments: part of the sample must be waited for in real time); plus a continuous
 MPEG-TS stream over HTTP. Each run joins the channel at a different moment.
+
+The test material is x264 ``ultrafast`` (CAVLC, no B-frames: cheap to decode) with a
+keyframe every second; ``ts2-broadcast`` is encoded as broadcasters do (``veryfast``:
+CABAC and B-frames, a keyframe every 2 s) to show what real streams cost.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ CHANNELS = [
     ("ts6-long", 6.0, "mpegts", 4),
     ("ts6-short", 6.0, "mpegts", 3),
     ("fmp4-2-long", 2.0, "fmp4", 8),
+    ("ts2-broadcast", 2.0, "mpegts", 8),
 ]
 
 
@@ -44,10 +49,19 @@ def _serve(conn: object, stop: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         source = make_source(root / "src.ts", SOURCE_SECONDS, seed=5, size=(640, 360))
+        broadcast = make_source(
+            root / "broadcast.ts",
+            SOURCE_SECONDS,
+            seed=5,
+            size=(640, 360),
+            keyframe_seconds=2.0,
+            preset="veryfast",
+        )
         server = LoopbackServer()
         urls = {}
         for name, seconds, kind, window in CHANNELS:
-            media = segment(source, root / name, seconds, kind)
+            cut_from = broadcast if name.endswith("broadcast") else source
+            media = segment(cut_from, root / name, seconds, kind)
             urls[name] = LiveHls(server, media, name=name, window=window).playlist_url
         server.route("/stream.ts", static(source.read_bytes(), "video/mp2t"))
         urls["ts-http"] = server.url("/stream.ts")

@@ -1,26 +1,70 @@
 """Channel catalog: who owns which channel, and which channels are one simulcast group.
 
-SQLAlchemy 2 over SQLite (WAL, busy timeout) by default, PostgreSQL by URL; the schema is
-created and upgraded by Alembic (``reference_index/migrations``) when the catalog opens.
+Per channel, the catalog also holds its reference feeds (live streams Vigie records and
+indexes, with how long to keep them), its VOD/catch-up assets, and its authorized
+distributors (see :mod:`reference_index.distributors`), so that a match on a licensee's
+stream is reported as authorized rather than pirate.
+
+SQLAlchemy 2 over SQLite (WAL, busy timeout, foreign keys enforced) by default, PostgreSQL
+by URL; the schema is created and upgraded by Alembic (``reference_index/migrations``) when
+the catalog opens.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, String, create_engine, event, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-__all__ = ["Catalog", "CatalogError", "Channel", "ChannelRow", "sqlite_url"]
+from fingerprinting.capture import redact_url
+
+from .distributors import ASN_MAX, Distributor, normalise_cidr, normalise_host_pattern
+
+__all__ = [
+    "MAX_RETENTION_HOURS",
+    "Asset",
+    "AssetRow",
+    "Catalog",
+    "CatalogError",
+    "Channel",
+    "ChannelRow",
+    "Distributor",
+    "DistributorRow",
+    "Feed",
+    "FeedRow",
+    "sqlite_url",
+]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Longest a reference feed's recordings may be kept, in hours (one year).
+MAX_RETENTION_HOURS = 24.0 * 365
+_TERRITORY_CODE = re.compile(r"^[A-Za-z]{2}(?:-[A-Za-z0-9]{1,3})?$")
 
 
 class CatalogError(Exception):
@@ -40,6 +84,68 @@ class ChannelRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     owner: Mapped[str | None] = mapped_column(String(200), index=True)
     simulcast_group: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _channel_fk(table: str) -> ForeignKey:
+    return ForeignKey("channels.id", ondelete="CASCADE", name=f"fk_{table}_channel_id_channels")
+
+
+class FeedRow(Base):
+    """A live reference stream of a channel, recorded and indexed by Vigie."""
+
+    __tablename__ = "reference_feeds"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "url", name="uq_reference_feeds_channel_id_url"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    retention_hours: Mapped[float] = mapped_column(Float, server_default="48")
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssetRow(Base):
+    """A VOD or catch-up recording of a channel's programme."""
+
+    __tablename__ = "vod_assets"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "source", name="uq_vod_assets_channel_id_source"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DistributorRow(Base):
+    """A licensee allowed to carry a channel (see :mod:`reference_index.distributors`)."""
+
+    __tablename__ = "authorized_distributors"
+    __table_args__ = (
+        CheckConstraint(
+            "host_pattern IS NOT NULL OR cidr IS NOT NULL OR asn IS NOT NULL",
+            name="ck_authorized_distributors_criterion",
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    licensee: Mapped[str] = mapped_column(String(200))
+    territory: Mapped[str | None] = mapped_column(String(100))
+    host_pattern: Mapped[str | None] = mapped_column(String(255))
+    cidr: Mapped[str | None] = mapped_column(String(64))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -64,9 +170,159 @@ class Channel:
         }
 
 
+@dataclass(frozen=True, repr=False)
+class Feed:
+    """A reference feed of a channel.
+
+    ``url`` is the raw URL, credentials included, for ingestion only: anything shown to
+    people (``repr``, :meth:`as_dict`, the CLI) carries :attr:`redacted_url` instead.
+    ``retention_hours`` is how long its recordings and postings are kept, in hours.
+    """
+
+    id: int
+    channel_id: str
+    url: str
+    enabled: bool
+    retention_hours: float
+    label: str | None
+    created_at: datetime
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with its credentials masked (:func:`fingerprinting.capture.redact_url`)."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return (
+            f"Feed(id={self.id}, channel_id={self.channel_id!r}, url={self.redacted_url!r}, "
+            f"enabled={self.enabled}, retention_hours={self.retention_hours}, "
+            f"label={self.label!r})"
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-ready form, URL redacted."""
+        return {
+            "id": self.id,
+            "channel_id": self.channel_id,
+            "url": self.redacted_url,
+            "enabled": self.enabled,
+            "retention_hours": self.retention_hours,
+            "label": self.label,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, repr=False)
+class Asset:
+    """A VOD/catch-up recording of a channel; ``source`` is a path or URL (raw, for
+    indexing; :meth:`as_dict` and ``repr`` redact it, since URLs may carry tokens)."""
+
+    id: int
+    channel_id: str
+    title: str
+    source: str
+    created_at: datetime
+
+    def __repr__(self) -> str:
+        return (
+            f"Asset(id={self.id}, channel_id={self.channel_id!r}, title={self.title!r}, "
+            f"source={redact_url(self.source)!r})"
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-ready form, source redacted."""
+        return {
+            "id": self.id,
+            "channel_id": self.channel_id,
+            "title": self.title,
+            "source": redact_url(self.source),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC datetime; naive values (SQLite returns those) are taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _channel(row: ChannelRow) -> Channel:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return Channel(row.id, row.name, row.owner, row.simulcast_group, created)
+    return Channel(row.id, row.name, row.owner, row.simulcast_group, _utc(row.created_at))
+
+
+def _feed(row: FeedRow) -> Feed:
+    return Feed(
+        row.id,
+        row.channel_id,
+        row.url,
+        bool(row.enabled),
+        float(row.retention_hours),
+        row.label,
+        _utc(row.created_at),
+    )
+
+
+def _asset(row: AssetRow) -> Asset:
+    return Asset(row.id, row.channel_id, row.title, row.source, _utc(row.created_at))
+
+
+def _distributor(row: DistributorRow) -> Distributor:
+    return Distributor(
+        id=row.id,
+        channel_id=row.channel_id,
+        licensee=row.licensee,
+        territory=row.territory,
+        host_pattern=row.host_pattern,
+        cidr=row.cidr,
+        asn=row.asn,
+        valid_from=_utc(row.valid_from) if row.valid_from else None,
+        valid_to=_utc(row.valid_to) if row.valid_to else None,
+        created_at=_utc(row.created_at),
+    )
+
+
+def _check_source(value: str, what: str) -> str:
+    """An http(s) URL with a host, or an absolute local path; raises :class:`CatalogError`.
+
+    Error messages show the value redacted: feed URLs carry subscriber credentials.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    shown = redact_url(text)
+    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise CatalogError(
+            f"{what} {shown!r} must be an http(s) URL or an absolute path, without spaces"
+        )
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            host, _port = parts.hostname, parts.port  # .port raises on a bad port
+        except ValueError:
+            raise CatalogError(f"{what} {shown!r} is not a valid URL") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise CatalogError(f"{what} {shown!r} must use http or https, not {parts.scheme!r}")
+        if not host:
+            raise CatalogError(f"{what} {shown!r} has no host")
+        return text
+    if not Path(text).is_absolute():
+        raise CatalogError(f"{what} {shown!r} must be an http(s) URL or an absolute path")
+    return text
+
+
+def _check_datetime(value: datetime | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise CatalogError(f"{what} {value!r} must be a datetime")
+    return _utc(value)
+
+
+def _text(value: str | None, what: str, limit: int = 200) -> str | None:
+    """Stripped text, ``None`` if empty; raises :class:`CatalogError` above ``limit`` chars."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > limit:
+        raise CatalogError(f"{what} {text[:40]!r}... is longer than {limit} characters")
+    return text or None
 
 
 def sqlite_url(path: Path) -> str:
@@ -160,9 +416,294 @@ class Catalog:
             return [_channel(r) for r in s.scalars(select(ChannelRow).order_by(ChannelRow.id))]
 
     def remove(self, channel_id: str) -> None:
-        """Delete a channel from the catalog (its postings are removed by the caller)."""
+        """Delete a channel from the catalog with its feeds, assets and distributors (the
+        database cascades); its postings in the index are removed by the caller."""
         with Session(self.engine) as s, s.begin():
             row = s.get(ChannelRow, channel_id)
             if row is None:
                 raise CatalogError(f"no channel {channel_id!r}")
             s.delete(row)
+
+    # -- simulcast groups -------------------------------------------------------------------
+    def group_of(self, channel_id: str) -> str:
+        """The simulcast group of a channel: its ``simulcast_group``, or its own id.
+
+        HD/SD and regional variants of one channel share a group so that a match on any of
+        them is reported once, for the group.
+        """
+        ch = self.require(channel_id)
+        return ch.simulcast_group or ch.id
+
+    def group_members(self, group: str) -> list[Channel]:
+        """Channels of a simulcast group, by id (empty for an unknown group).
+
+        A channel without a ``simulcast_group`` is the only member of the group named by
+        its id, unless other channels name that id as their group.
+        """
+        with Session(self.engine) as s:
+            query = (
+                select(ChannelRow)
+                .where(
+                    or_(
+                        ChannelRow.simulcast_group == group,
+                        (ChannelRow.simulcast_group.is_(None)) & (ChannelRow.id == group),
+                    )
+                )
+                .order_by(ChannelRow.id)
+            )
+            return [_channel(r) for r in s.scalars(query)]
+
+    def _channel_row(self, s: Session, channel_id: str) -> ChannelRow:
+        row = s.get(ChannelRow, channel_id)
+        if row is None:
+            raise CatalogError(f"no channel {channel_id!r}; add it with `vigie channels add`")
+        return row
+
+    # -- reference feeds ---------------------------------------------------------------------
+    def add_feed(
+        self,
+        channel_id: str,
+        url: str,
+        *,
+        retention_hours: float = 48.0,
+        label: str | None = None,
+        enabled: bool = True,
+    ) -> Feed:
+        """Register a live reference stream of a channel.
+
+        Parameters
+        ----------
+        channel_id : str
+            An existing channel.
+        url : str
+            ``http``/``https`` URL (credentials allowed: stored as given, never shown
+            unredacted) or an absolute local path (a capture card's named pipe, a file).
+        retention_hours : float
+            How long recordings and postings of this feed are kept, in hours: more than 0,
+            at most :data:`MAX_RETENTION_HOURS` (a restream lags the live feed by seconds
+            to hours, so a rolling window suffices and bounds the index size).
+        label : str, optional
+            Free text shown in listings (``"TNT multiplex R1"``).
+        enabled : bool
+            Disabled feeds are kept but not ingested.
+
+        Raises
+        ------
+        CatalogError
+            Unknown channel, bad URL or retention, or the same URL already registered for
+            this channel.
+        """
+        url = _check_source(url, "feed URL")
+        hours = self._retention(retention_hours)
+        row = FeedRow(
+            channel_id=channel_id,
+            url=url,
+            enabled=bool(enabled),
+            retention_hours=hours,
+            label=_text(label, "feed label"),
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with Session(self.engine) as s, s.begin():
+                self._channel_row(s, channel_id)
+                s.add(row)
+                s.flush()
+                return _feed(row)
+        except IntegrityError:
+            raise CatalogError(
+                f"feed {redact_url(url)!r} already exists for channel {channel_id!r}"
+            ) from None
+
+    @staticmethod
+    def _retention(hours: float) -> float:
+        try:
+            value = float(hours)
+        except (TypeError, ValueError):
+            raise CatalogError(f"retention {hours!r} must be a number of hours") from None
+        if not (math.isfinite(value) and 0 < value <= MAX_RETENTION_HOURS):
+            raise CatalogError(
+                f"retention {hours!r} h must be more than 0 and at most "
+                f"{MAX_RETENTION_HOURS:g} h (one year)"
+            )
+        return value
+
+    def feed(self, feed_id: int) -> Feed:
+        """The feed with this id; raises :class:`CatalogError` if unknown."""
+        with Session(self.engine) as s:
+            row = s.get(FeedRow, feed_id)
+            if row is None:
+                raise CatalogError(f"no feed {feed_id!r}")
+            return _feed(row)
+
+    def feeds(self, channel_id: str | None = None, *, enabled_only: bool = False) -> list[Feed]:
+        """Feeds of one channel (unknown channel: :class:`CatalogError`) or of all, by
+        channel then id; ``enabled_only`` leaves out disabled ones."""
+        with Session(self.engine) as s:
+            query = select(FeedRow).order_by(FeedRow.channel_id, FeedRow.id)
+            if channel_id is not None:
+                self._channel_row(s, channel_id)
+                query = query.where(FeedRow.channel_id == channel_id)
+            if enabled_only:
+                query = query.where(FeedRow.enabled.is_(True))
+            return [_feed(r) for r in s.scalars(query)]
+
+    def set_feed_enabled(self, feed_id: int, enabled: bool) -> Feed:
+        """Enable or disable a feed (kept either way); returns it as it now is."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(FeedRow, feed_id)
+            if row is None:
+                raise CatalogError(f"no feed {feed_id!r}")
+            row.enabled = bool(enabled)
+            s.flush()
+            return _feed(row)
+
+    def remove_feed(self, feed_id: int) -> None:
+        """Delete a feed (its recordings' postings are removed by the caller)."""
+        self._delete(FeedRow, feed_id, "feed")
+
+    def _delete(self, model: type[Base], row_id: int, what: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(model, row_id)
+            if row is None:
+                raise CatalogError(f"no {what} {row_id!r}")
+            s.delete(row)
+
+    # -- VOD / catch-up assets ---------------------------------------------------------------
+    def add_asset(self, channel_id: str, title: str, source: str) -> Asset:
+        """Register a VOD or catch-up recording of a channel.
+
+        ``source`` is an ``http``/``https`` URL or an absolute path; the same source twice
+        for one channel is refused (:class:`CatalogError`), as are an empty title and an
+        unknown channel.
+        """
+        name = _text(title, "asset title")
+        if not name:
+            raise CatalogError("asset title must not be empty")
+        source = _check_source(source, "asset source")
+        row = AssetRow(
+            channel_id=channel_id, title=name, source=source, created_at=datetime.now(UTC)
+        )
+        try:
+            with Session(self.engine) as s, s.begin():
+                self._channel_row(s, channel_id)
+                s.add(row)
+                s.flush()
+                return _asset(row)
+        except IntegrityError:
+            raise CatalogError(
+                f"asset {redact_url(source)!r} already exists for channel {channel_id!r}"
+            ) from None
+
+    def assets(self, channel_id: str | None = None) -> list[Asset]:
+        """Assets of one channel (unknown channel: :class:`CatalogError`) or of all, by
+        channel then id."""
+        with Session(self.engine) as s:
+            query = select(AssetRow).order_by(AssetRow.channel_id, AssetRow.id)
+            if channel_id is not None:
+                self._channel_row(s, channel_id)
+                query = query.where(AssetRow.channel_id == channel_id)
+            return [_asset(r) for r in s.scalars(query)]
+
+    def remove_asset(self, asset_id: int) -> None:
+        """Delete an asset (its postings are removed by the caller)."""
+        self._delete(AssetRow, asset_id, "asset")
+
+    # -- authorized distributors -------------------------------------------------------------
+    def add_distributor(
+        self,
+        channel_id: str,
+        licensee: str,
+        *,
+        host_pattern: str | None = None,
+        cidr: str | None = None,
+        asn: int | None = None,
+        territory: str | None = None,
+        valid_from: datetime | None = None,
+        valid_to: datetime | None = None,
+    ) -> Distributor:
+        """Authorize a licensee to carry a channel; its streams are then reported as
+        authorized, not pirate (matching rules: :func:`reference_index.distributors.authorized`).
+
+        Parameters
+        ----------
+        channel_id : str
+            An existing channel. Licences of the other channels of its simulcast group are
+            not implied: add one per channel, or pass the group's to ``authorized``.
+        licensee : str
+            Who holds the licence (non-empty).
+        host_pattern : str, optional
+            ``cdn.licensee.fr`` (that host) or ``*.licensee.fr`` (the domain and all its
+            sub-domains); stored lower-case in IDNA form.
+        cidr : str, optional
+            IPv4/IPv6 network; host bits are cleared; no wider than an IPv4 /8 or IPv6 /16.
+        asn : int, optional
+            AS number, 1 to 4294967294 (matched only when the caller knows the stream's).
+        territory : str, optional
+            ISO 3166 code (upper-cased: ``FR``, ``FR-IDF``) or free text.
+        valid_from, valid_to : datetime, optional
+            Validity window, ``valid_to`` exclusive; naive datetimes are taken as UTC.
+
+        Raises
+        ------
+        CatalogError
+            Unknown channel, empty licensee, none of ``host_pattern``/``cidr``/``asn``,
+            a bad pattern, network or ASN, or ``valid_from`` not before ``valid_to``.
+        """
+        name = _text(licensee, "licensee")
+        if not name:
+            raise CatalogError("licensee must not be empty")
+        host_pattern = _text(host_pattern, "host pattern", 255)
+        cidr = _text(cidr, "CIDR", 64)
+        if host_pattern is None and cidr is None and asn is None:
+            raise CatalogError(
+                f"distributor {name!r} needs a host pattern, a CIDR or an ASN to be recognised"
+            )
+        try:
+            pattern = normalise_host_pattern(host_pattern) if host_pattern else None
+            network = normalise_cidr(cidr) if cidr else None
+        except ValueError as exc:
+            raise CatalogError(str(exc)) from None
+        if asn is not None and (
+            isinstance(asn, bool) or not isinstance(asn, int) or not 1 <= asn <= ASN_MAX
+        ):
+            raise CatalogError(f"ASN {asn!r} must be an integer from 1 to {ASN_MAX}")
+        start = _check_datetime(valid_from, "valid_from")
+        end = _check_datetime(valid_to, "valid_to")
+        if start is not None and end is not None and not start < end:
+            raise CatalogError(
+                f"valid_from {start.isoformat()} must be before valid_to {end.isoformat()}"
+            )
+        place = _text(territory, "territory", 100)
+        if place and _TERRITORY_CODE.match(place):
+            place = place.upper()
+        row = DistributorRow(
+            channel_id=channel_id,
+            licensee=name,
+            territory=place,
+            host_pattern=pattern,
+            cidr=network,
+            asn=asn,
+            valid_from=start,
+            valid_to=end,
+            created_at=datetime.now(UTC),
+        )
+        with Session(self.engine) as s, s.begin():
+            self._channel_row(s, channel_id)
+            s.add(row)
+            s.flush()
+            return _distributor(row)
+
+    def distributors(self, channel_id: str | None = None) -> list[Distributor]:
+        """Distributors of one channel (unknown channel: :class:`CatalogError`) or of all,
+        by channel then id (the order :func:`~reference_index.distributors.authorized`
+        tries them in)."""
+        with Session(self.engine) as s:
+            query = select(DistributorRow).order_by(DistributorRow.channel_id, DistributorRow.id)
+            if channel_id is not None:
+                self._channel_row(s, channel_id)
+                query = query.where(DistributorRow.channel_id == channel_id)
+            return [_distributor(r) for r in s.scalars(query)]
+
+    def remove_distributor(self, distributor_id: int) -> None:
+        """Withdraw a distributor's authorization."""
+        self._delete(DistributorRow, distributor_id, "distributor")

@@ -107,6 +107,263 @@ def channels_list(
     Console().print(table)
 
 
+@channels_app.command("remove")
+def channels_remove(
+    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Channel to delete.")],
+) -> None:
+    """Delete a channel, its feeds, assets, distributors and indexed recordings.
+
+    The recordings are hidden from queries at once; their postings are dropped at the
+    index's next compaction (``reindex`` compacts).
+    """
+    settings = _settings()
+    catalog = _catalog(settings)
+    try:
+        catalog.require(channel_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    hidden = 0
+    if settings.index_dir.exists():
+        index = _index(settings)
+        for modality in MODALITIES:
+            store = index.store(modality)
+            ids = [t.id for t in store.tracks().values() if t.channel_id == channel_id]
+            store.remove_tracks(ids)
+            hidden += len(ids)
+    try:
+        catalog.remove(channel_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"removed channel {channel_id} and {hidden} indexed recordings")
+
+
+feeds_app = typer.Typer(help="Live reference feeds of the channels.", no_args_is_help=True)
+channels_app.add_typer(feeds_app, name="feeds")
+distributors_app = typer.Typer(
+    help="Authorized distributors: their streams are reported as authorized, not pirate.",
+    no_args_is_help=True,
+)
+channels_app.add_typer(distributors_app, name="distributors")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Channel of the feed.")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="http(s) URL or absolute path.")],
+    retention_hours: Annotated[
+        float, typer.Option("--retention-hours", help="Keep recordings this long (hours).")
+    ] = 48.0,
+    label: Annotated[str | None, typer.Option("--label", help="Free-text label.")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Register it disabled.")] = False,
+) -> None:
+    """Register a live reference feed (credentials in the URL are kept, never shown)."""
+    settings = _settings()
+    try:
+        feed = _catalog(settings).add_feed(
+            channel_id, url, retention_hours=retention_hours, label=label, enabled=not disabled
+        )
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    state = "" if feed.enabled else ", disabled"
+    typer.echo(
+        f"added feed {feed.id} to {feed.channel_id}: {feed.redacted_url} "
+        f"(kept {feed.retention_hours:g} h{state})"
+    )
+
+
+@feeds_app.command("list")
+def feeds_list(
+    channel_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Only this channel's feeds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List reference feeds, URLs redacted."""
+    settings = _settings()
+    try:
+        feeds = _catalog(settings).feeds(channel_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    rows = [f.as_dict() for f in feeds]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "channel", "enabled", "kept h", "label", "url")
+    table.columns[-1].overflow = "fold"
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["channel_id"],
+            "yes" if r["enabled"] else "no",
+            f"{r['retention_hours']:g}",
+            r["label"] or "",
+            r["url"],
+        )
+    Console().print(table)
+
+
+def _set_feed_enabled(feed_id: int, enabled: bool) -> None:
+    try:
+        feed = _catalog(_settings()).set_feed_enabled(feed_id, enabled)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    state = "enabled" if feed.enabled else "disabled"
+    typer.echo(f"{state} feed {feed.id} of {feed.channel_id}: {feed.redacted_url}")
+
+
+@feeds_app.command("enable")
+def feeds_enable(
+    feed_id: Annotated[int, typer.Argument(metavar="FEED_ID", help="Feed id (feeds list).")],
+) -> None:
+    """Resume ingesting a feed."""
+    _set_feed_enabled(feed_id, True)
+
+
+@feeds_app.command("disable")
+def feeds_disable(
+    feed_id: Annotated[int, typer.Argument(metavar="FEED_ID", help="Feed id (feeds list).")],
+) -> None:
+    """Stop ingesting a feed (it stays in the catalog)."""
+    _set_feed_enabled(feed_id, False)
+
+
+@feeds_app.command("remove")
+def feeds_remove(
+    feed_id: Annotated[int, typer.Argument(metavar="FEED_ID", help="Feed id (feeds list).")],
+) -> None:
+    """Delete a feed from the catalog."""
+    try:
+        _catalog(_settings()).remove_feed(feed_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"removed feed {feed_id}")
+
+
+def _utc_option(value: str | None, option: str):  # -> datetime | None (imported lazily)
+    """An ISO 8601 date or date-time option as an aware UTC datetime, or ``None``.
+
+    A value without an offset is UTC, like everything the catalog stores.
+    """
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _fail(
+            f"{option} {value!r} is not an ISO 8601 date or date-time "
+            "(e.g. 2025-01-01 or 2025-01-01T06:00:00+01:00)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@distributors_app.command("add")
+def distributors_add(
+    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Licensed channel.")],
+    licensee: Annotated[str, typer.Option("--licensee", help="Who holds the licence.")],
+    host: Annotated[
+        str | None, typer.Option("--host", help="cdn.licensee.fr, or *.licensee.fr for all.")
+    ] = None,
+    cidr: Annotated[str | None, typer.Option("--cidr", help="IPv4/IPv6 network.")] = None,
+    asn: Annotated[int | None, typer.Option("--asn", help="AS number.")] = None,
+    territory: Annotated[
+        str | None, typer.Option("--territory", help="ISO 3166 code or free text.")
+    ] = None,
+    valid_from: Annotated[
+        str | None, typer.Option("--from", help="Valid from (ISO 8601; UTC if no offset).")
+    ] = None,
+    valid_to: Annotated[
+        str | None, typer.Option("--to", help="Valid until, exclusive (ISO 8601).")
+    ] = None,
+) -> None:
+    """Authorize a licensee's streams of a channel (give --host, --cidr or --asn)."""
+    start = _utc_option(valid_from, "--from")
+    end = _utc_option(valid_to, "--to")
+    settings = _settings()
+    try:
+        d = _catalog(settings).add_distributor(
+            channel_id,
+            licensee,
+            host_pattern=host,
+            cidr=cidr,
+            asn=asn,
+            territory=territory,
+            valid_from=start,
+            valid_to=end,
+        )
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    criteria = [
+        f"{name} {value}"
+        for name, value in (("host", d.host_pattern), ("cidr", d.cidr), ("AS", d.asn))
+        if value is not None
+    ]
+    window = ""
+    if d.valid_from or d.valid_to:
+        since = d.valid_from.isoformat() if d.valid_from else "always"
+        until = d.valid_to.isoformat() if d.valid_to else "open-ended"
+        window = f", valid {since} to {until}"
+    typer.echo(
+        f"added distributor {d.id} for {d.channel_id}: {d.licensee} ({', '.join(criteria)}{window})"
+    )
+
+
+@distributors_app.command("list")
+def distributors_list(
+    channel_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Only this channel's distributors.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List authorized distributors."""
+    settings = _settings()
+    try:
+        distributors = _catalog(settings).distributors(channel_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    rows = [d.as_dict() for d in distributors]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "id", "channel", "licensee", "territory", "host", "cidr", "asn", "from UTC", "to UTC"
+    )
+    for column in table.columns:
+        column.overflow = "fold"  # never "…": a cut host or network would mislead
+
+    def minute(iso: str | None) -> str:  # "2025-01-01T06:00:00+00:00" -> "2025-01-01 06:00"
+        return iso[:16].replace("T", " ") if iso else ""
+
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["channel_id"],
+            r["licensee"],
+            r["territory"] or "",
+            r["host_pattern"] or "",
+            r["cidr"] or "",
+            "" if r["asn"] is None else str(r["asn"]),
+            minute(r["valid_from"]),
+            minute(r["valid_to"]),
+        )
+    Console().print(table)
+
+
+@distributors_app.command("remove")
+def distributors_remove(
+    distributor_id: Annotated[
+        int, typer.Argument(metavar="DISTRIBUTOR_ID", help="Id (distributors list).")
+    ],
+) -> None:
+    """Withdraw a distributor's authorization."""
+    try:
+        _catalog(_settings()).remove_distributor(distributor_id)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"removed distributor {distributor_id}")
+
+
 @app.command("reindex")
 def reindex_cmd(
     channel_id: Annotated[str, typer.Argument(metavar="ID", help="Channel to index into.")],

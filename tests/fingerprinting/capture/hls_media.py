@@ -83,6 +83,7 @@ def make_source(
     size: tuple[int, int] = (320, 180),
     sr: int = 22050,
     keyframe_seconds: float = 1.0,
+    preset: str = "ultrafast",
 ) -> Path:
     """Write ``seconds`` of synthetic programme (H.264 ``size`` = (width, height) at ``fps``
     and/or mono AAC at ``sr``) to ``path`` (.ts, .mp4, .mkv), with a keyframe exactly every
@@ -94,7 +95,7 @@ def make_source(
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = synth_pictures(seconds, fps, seed, size[0], size[1]) if video else None
     pcm = synth_programme(seconds, seed, sr=sr) if audio else None
-    write_video(path, frames, fps, pcm, sr, keyframe_seconds=keyframe_seconds, preset="ultrafast")
+    write_video(path, frames, fps, pcm, sr, keyframe_seconds=keyframe_seconds, preset=preset)
     return path
 
 
