@@ -14,40 +14,46 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
     create_engine,
-    event,
     or_,
     select,
-    true,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from fingerprinting.capture import redact_url
 
+from .catalog_records import (
+    Asset,
+    CatalogError,
+    Channel,
+    Feed,
+    check_datetime,
+    check_source,
+    check_text,
+    to_asset,
+    to_channel,
+    to_distributor,
+    to_feed,
+)
+from .catalog_schema import (
+    AssetRow,
+    Base,
+    ChannelRow,
+    DistributorRow,
+    FeedRow,
+    migrate,
+    sqlite_pragmas,
+    sqlite_url,
+)
 from .distributors import ASN_MAX, Distributor, normalise_cidr, normalise_host_pattern
 
 __all__ = [
     "MAX_RETENTION_HOURS",
+    "Base",
     "Asset",
     "AssetRow",
     "Catalog",
@@ -67,288 +73,6 @@ MAX_RETENTION_HOURS = 24.0 * 365
 _TERRITORY_CODE = re.compile(r"^[A-Za-z]{2}(?:-[A-Za-z0-9]{1,3})?$")
 
 
-class CatalogError(Exception):
-    """A catalog operation was refused (bad id, duplicate, unknown channel)."""
-
-
-class Base(DeclarativeBase):
-    """Declarative base of the catalog tables."""
-
-
-class ChannelRow(Base):
-    """A rights holder's channel."""
-
-    __tablename__ = "channels"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    owner: Mapped[str | None] = mapped_column(String(200), index=True)
-    simulcast_group: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-def _channel_fk(table: str) -> ForeignKey:
-    return ForeignKey("channels.id", ondelete="CASCADE", name=f"fk_{table}_channel_id_channels")
-
-
-class FeedRow(Base):
-    """A live reference stream of a channel, recorded and indexed by Vigie."""
-
-    __tablename__ = "reference_feeds"
-    __table_args__ = (
-        UniqueConstraint("channel_id", "url", name="uq_reference_feeds_channel_id_url"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
-    url: Mapped[str] = mapped_column(Text)
-    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
-    retention_hours: Mapped[float] = mapped_column(Float, server_default="48")
-    label: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class AssetRow(Base):
-    """A VOD or catch-up recording of a channel's programme."""
-
-    __tablename__ = "vod_assets"
-    __table_args__ = (
-        UniqueConstraint("channel_id", "source", name="uq_vod_assets_channel_id_source"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
-    title: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class DistributorRow(Base):
-    """A licensee allowed to carry a channel (see :mod:`reference_index.distributors`)."""
-
-    __tablename__ = "authorized_distributors"
-    __table_args__ = (
-        CheckConstraint(
-            "host_pattern IS NOT NULL OR cidr IS NOT NULL OR asn IS NOT NULL",
-            name="ck_authorized_distributors_criterion",
-        ),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
-    licensee: Mapped[str] = mapped_column(String(200))
-    territory: Mapped[str | None] = mapped_column(String(100))
-    host_pattern: Mapped[str | None] = mapped_column(String(255))
-    cidr: Mapped[str | None] = mapped_column(String(64))
-    asn: Mapped[int | None] = mapped_column(BigInteger)
-    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-@dataclass(frozen=True)
-class Channel:
-    """A channel as the rest of Vigie sees it."""
-
-    id: str
-    name: str
-    owner: str | None
-    simulcast_group: str | None
-    created_at: datetime
-
-    def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "owner": self.owner,
-            "simulcast_group": self.simulcast_group or self.id,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True, repr=False)
-class Feed:
-    """A reference feed of a channel.
-
-    ``url`` is the raw URL, credentials included, for ingestion only: anything shown to
-    people (``repr``, :meth:`as_dict`, the CLI) carries :attr:`redacted_url` instead.
-    ``retention_hours`` is how long its recordings and postings are kept, in hours.
-    """
-
-    id: int
-    channel_id: str
-    url: str
-    enabled: bool
-    retention_hours: float
-    label: str | None
-    created_at: datetime
-
-    @property
-    def redacted_url(self) -> str:
-        """The URL with its credentials masked (:func:`fingerprinting.capture.redact_url`)."""
-        return redact_url(self.url)
-
-    def __repr__(self) -> str:
-        return (
-            f"Feed(id={self.id}, channel_id={self.channel_id!r}, url={self.redacted_url!r}, "
-            f"enabled={self.enabled}, retention_hours={self.retention_hours}, "
-            f"label={self.label!r})"
-        )
-
-    def as_dict(self) -> dict:
-        """JSON-ready form, URL redacted."""
-        return {
-            "id": self.id,
-            "channel_id": self.channel_id,
-            "url": self.redacted_url,
-            "enabled": self.enabled,
-            "retention_hours": self.retention_hours,
-            "label": self.label,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True, repr=False)
-class Asset:
-    """A VOD/catch-up recording of a channel; ``source`` is a path or URL (raw, for
-    indexing; :meth:`as_dict` and ``repr`` redact it, since URLs may carry tokens)."""
-
-    id: int
-    channel_id: str
-    title: str
-    source: str
-    created_at: datetime
-
-    def __repr__(self) -> str:
-        return (
-            f"Asset(id={self.id}, channel_id={self.channel_id!r}, title={self.title!r}, "
-            f"source={redact_url(self.source)!r})"
-        )
-
-    def as_dict(self) -> dict:
-        """JSON-ready form, source redacted."""
-        return {
-            "id": self.id,
-            "channel_id": self.channel_id,
-            "title": self.title,
-            "source": redact_url(self.source),
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC datetime; naive values (SQLite returns those) are taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _channel(row: ChannelRow) -> Channel:
-    return Channel(row.id, row.name, row.owner, row.simulcast_group, _utc(row.created_at))
-
-
-def _feed(row: FeedRow) -> Feed:
-    return Feed(
-        row.id,
-        row.channel_id,
-        row.url,
-        bool(row.enabled),
-        float(row.retention_hours),
-        row.label,
-        _utc(row.created_at),
-    )
-
-
-def _asset(row: AssetRow) -> Asset:
-    return Asset(row.id, row.channel_id, row.title, row.source, _utc(row.created_at))
-
-
-def _distributor(row: DistributorRow) -> Distributor:
-    return Distributor(
-        id=row.id,
-        channel_id=row.channel_id,
-        licensee=row.licensee,
-        territory=row.territory,
-        host_pattern=row.host_pattern,
-        cidr=row.cidr,
-        asn=row.asn,
-        valid_from=_utc(row.valid_from) if row.valid_from else None,
-        valid_to=_utc(row.valid_to) if row.valid_to else None,
-        created_at=_utc(row.created_at),
-    )
-
-
-def _check_source(value: str, what: str) -> str:
-    """An http(s) URL with a host, or an absolute local path; raises :class:`CatalogError`.
-
-    Error messages show the value redacted: feed URLs carry subscriber credentials.
-    """
-    text = value.strip() if isinstance(value, str) else ""
-    shown = redact_url(text)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
-        raise CatalogError(
-            f"{what} {shown!r} must be an http(s) URL or an absolute path, without spaces"
-        )
-    if "://" in text:
-        try:
-            parts = urlsplit(text)
-            host, _port = parts.hostname, parts.port  # .port raises on a bad port
-        except ValueError:
-            raise CatalogError(f"{what} {shown!r} is not a valid URL") from None
-        if parts.scheme.lower() not in ("http", "https"):
-            raise CatalogError(f"{what} {shown!r} must use http or https, not {parts.scheme!r}")
-        if not host:
-            raise CatalogError(f"{what} {shown!r} has no host")
-        return text
-    if not Path(text).is_absolute():
-        raise CatalogError(f"{what} {shown!r} must be an http(s) URL or an absolute path")
-    return text
-
-
-def _check_datetime(value: datetime | None, what: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise CatalogError(f"{what} {value!r} must be a datetime")
-    return _utc(value)
-
-
-def _text(value: str | None, what: str, limit: int = 200) -> str | None:
-    """Stripped text, ``None`` if empty; raises :class:`CatalogError` above ``limit`` chars."""
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) > limit:
-        raise CatalogError(f"{what} {text[:40]!r}... is longer than {limit} characters")
-    return text or None
-
-
-def sqlite_url(path: Path) -> str:
-    """SQLAlchemy URL of a SQLite file."""
-    return f"sqlite:///{Path(path).resolve()}"
-
-
-def _sqlite_pragmas(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the catalog schema to the newest Alembic revision."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
 class Catalog:
     """Channels of the rights holders.
 
@@ -361,7 +85,7 @@ class Catalog:
     def __init__(self, url: str):
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
-            _sqlite_pragmas(self.engine)
+            sqlite_pragmas(self.engine)
         migrate(self.engine)
 
     def close(self) -> None:
@@ -401,7 +125,7 @@ class Catalog:
         """The channel with this id, or ``None``."""
         with Session(self.engine) as s:
             row = s.get(ChannelRow, channel_id)
-            return _channel(row) if row else None
+            return to_channel(row) if row else None
 
     def require(self, channel_id: str) -> Channel:
         """The channel with this id; raises :class:`CatalogError` if unknown."""
@@ -413,7 +137,7 @@ class Catalog:
     def channels(self) -> list[Channel]:
         """All channels, by id."""
         with Session(self.engine) as s:
-            return [_channel(r) for r in s.scalars(select(ChannelRow).order_by(ChannelRow.id))]
+            return [to_channel(r) for r in s.scalars(select(ChannelRow).order_by(ChannelRow.id))]
 
     def remove(self, channel_id: str) -> None:
         """Delete a channel from the catalog with its feeds, assets and distributors (the
@@ -451,7 +175,7 @@ class Catalog:
                 )
                 .order_by(ChannelRow.id)
             )
-            return [_channel(r) for r in s.scalars(query)]
+            return [to_channel(r) for r in s.scalars(query)]
 
     def _channel_row(self, s: Session, channel_id: str) -> ChannelRow:
         row = s.get(ChannelRow, channel_id)
@@ -493,14 +217,14 @@ class Catalog:
             Unknown channel, bad URL or retention, or the same URL already registered for
             this channel.
         """
-        url = _check_source(url, "feed URL")
+        url = check_source(url, "feed URL")
         hours = self._retention(retention_hours)
         row = FeedRow(
             channel_id=channel_id,
             url=url,
             enabled=bool(enabled),
             retention_hours=hours,
-            label=_text(label, "feed label"),
+            label=check_text(label, "feed label"),
             created_at=datetime.now(UTC),
         )
         try:
@@ -508,7 +232,7 @@ class Catalog:
                 self._channel_row(s, channel_id)
                 s.add(row)
                 s.flush()
-                return _feed(row)
+                return to_feed(row)
         except IntegrityError:
             raise CatalogError(
                 f"feed {redact_url(url)!r} already exists for channel {channel_id!r}"
@@ -533,7 +257,7 @@ class Catalog:
             row = s.get(FeedRow, feed_id)
             if row is None:
                 raise CatalogError(f"no feed {feed_id!r}")
-            return _feed(row)
+            return to_feed(row)
 
     def feeds(self, channel_id: str | None = None, *, enabled_only: bool = False) -> list[Feed]:
         """Feeds of one channel (unknown channel: :class:`CatalogError`) or of all, by
@@ -545,7 +269,7 @@ class Catalog:
                 query = query.where(FeedRow.channel_id == channel_id)
             if enabled_only:
                 query = query.where(FeedRow.enabled.is_(True))
-            return [_feed(r) for r in s.scalars(query)]
+            return [to_feed(r) for r in s.scalars(query)]
 
     def set_feed_enabled(self, feed_id: int, enabled: bool) -> Feed:
         """Enable or disable a feed (kept either way); returns it as it now is."""
@@ -555,7 +279,7 @@ class Catalog:
                 raise CatalogError(f"no feed {feed_id!r}")
             row.enabled = bool(enabled)
             s.flush()
-            return _feed(row)
+            return to_feed(row)
 
     def remove_feed(self, feed_id: int) -> None:
         """Delete a feed (its recordings' postings are removed by the caller)."""
@@ -576,10 +300,10 @@ class Catalog:
         for one channel is refused (:class:`CatalogError`), as are an empty title and an
         unknown channel.
         """
-        name = _text(title, "asset title")
+        name = check_text(title, "asset title")
         if not name:
             raise CatalogError("asset title must not be empty")
-        source = _check_source(source, "asset source")
+        source = check_source(source, "asset source")
         row = AssetRow(
             channel_id=channel_id, title=name, source=source, created_at=datetime.now(UTC)
         )
@@ -588,7 +312,7 @@ class Catalog:
                 self._channel_row(s, channel_id)
                 s.add(row)
                 s.flush()
-                return _asset(row)
+                return to_asset(row)
         except IntegrityError:
             raise CatalogError(
                 f"asset {redact_url(source)!r} already exists for channel {channel_id!r}"
@@ -602,7 +326,7 @@ class Catalog:
             if channel_id is not None:
                 self._channel_row(s, channel_id)
                 query = query.where(AssetRow.channel_id == channel_id)
-            return [_asset(r) for r in s.scalars(query)]
+            return [to_asset(r) for r in s.scalars(query)]
 
     def remove_asset(self, asset_id: int) -> None:
         """Delete an asset (its postings are removed by the caller)."""
@@ -649,11 +373,11 @@ class Catalog:
             Unknown channel, empty licensee, none of ``host_pattern``/``cidr``/``asn``,
             a bad pattern, network or ASN, or ``valid_from`` not before ``valid_to``.
         """
-        name = _text(licensee, "licensee")
+        name = check_text(licensee, "licensee")
         if not name:
             raise CatalogError("licensee must not be empty")
-        host_pattern = _text(host_pattern, "host pattern", 255)
-        cidr = _text(cidr, "CIDR", 64)
+        host_pattern = check_text(host_pattern, "host pattern", 255)
+        cidr = check_text(cidr, "CIDR", 64)
         if host_pattern is None and cidr is None and asn is None:
             raise CatalogError(
                 f"distributor {name!r} needs a host pattern, a CIDR or an ASN to be recognised"
@@ -667,13 +391,13 @@ class Catalog:
             isinstance(asn, bool) or not isinstance(asn, int) or not 1 <= asn <= ASN_MAX
         ):
             raise CatalogError(f"ASN {asn!r} must be an integer from 1 to {ASN_MAX}")
-        start = _check_datetime(valid_from, "valid_from")
-        end = _check_datetime(valid_to, "valid_to")
+        start = check_datetime(valid_from, "valid_from")
+        end = check_datetime(valid_to, "valid_to")
         if start is not None and end is not None and not start < end:
             raise CatalogError(
                 f"valid_from {start.isoformat()} must be before valid_to {end.isoformat()}"
             )
-        place = _text(territory, "territory", 100)
+        place = check_text(territory, "territory", 100)
         if place and _TERRITORY_CODE.match(place):
             place = place.upper()
         row = DistributorRow(
@@ -691,7 +415,7 @@ class Catalog:
             self._channel_row(s, channel_id)
             s.add(row)
             s.flush()
-            return _distributor(row)
+            return to_distributor(row)
 
     def distributors(self, channel_id: str | None = None) -> list[Distributor]:
         """Distributors of one channel (unknown channel: :class:`CatalogError`) or of all,
@@ -702,7 +426,7 @@ class Catalog:
             if channel_id is not None:
                 self._channel_row(s, channel_id)
                 query = query.where(DistributorRow.channel_id == channel_id)
-            return [_distributor(r) for r in s.scalars(query)]
+            return [to_distributor(r) for r in s.scalars(query)]
 
     def remove_distributor(self, distributor_id: int) -> None:
         """Withdraw a distributor's authorization."""

@@ -65,7 +65,7 @@ def test_feeds_round_trip_never_shows_credentials(vigie, tmp_path):
         check=False,
     )  # fmt: skip
     _one_line_error(bad_scheme, "must use http or https")
-    _no_secrets(added, table, disabled, duplicate, bad_scheme)
+    _no_secrets(added, table, disabled, enabled, duplicate, bad_scheme)
 
     removed = vigie(data, "channels", "feeds", "remove", "2")
     assert removed.stdout.strip() == "removed feed 2"

@@ -1,0 +1,138 @@
+"""The catalog's tables (SQLAlchemy 2 ORM); Alembic migrations create and upgrade them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    true,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AssetRow",
+    "Base",
+    "ChannelRow",
+    "DistributorRow",
+    "FeedRow",
+    "migrate",
+    "sqlite_pragmas",
+    "sqlite_url",
+]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the catalog tables."""
+
+
+class ChannelRow(Base):
+    """A rights holder's channel."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    simulcast_group: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _channel_fk(table: str) -> ForeignKey:
+    return ForeignKey("channels.id", ondelete="CASCADE", name=f"fk_{table}_channel_id_channels")
+
+
+class FeedRow(Base):
+    """A live reference stream of a channel, recorded and indexed by Vigie."""
+
+    __tablename__ = "reference_feeds"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "url", name="uq_reference_feeds_channel_id_url"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    retention_hours: Mapped[float] = mapped_column(Float, server_default="48")
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssetRow(Base):
+    """A VOD or catch-up recording of a channel's programme."""
+
+    __tablename__ = "vod_assets"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "source", name="uq_vod_assets_channel_id_source"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DistributorRow(Base):
+    """A licensee allowed to carry a channel (see :mod:`reference_index.distributors`)."""
+
+    __tablename__ = "authorized_distributors"
+    __table_args__ = (
+        CheckConstraint(
+            "host_pattern IS NOT NULL OR cidr IS NOT NULL OR asn IS NOT NULL",
+            name="ck_authorized_distributors_criterion",
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), _channel_fk(__tablename__), index=True)
+    licensee: Mapped[str] = mapped_column(String(200))
+    territory: Mapped[str | None] = mapped_column(String(100))
+    host_pattern: Mapped[str | None] = mapped_column(String(255))
+    cidr: Mapped[str | None] = mapped_column(String(64))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def sqlite_url(path: Path) -> str:
+    """SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the catalog schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
