@@ -130,6 +130,7 @@ def scan_cmd(
                     settings.match_confidence,
                     client=client,
                     deadline_seconds=settings.capture_deadline_seconds,
+                    egress_note=settings.egress_note,
                 )
             except CaptureError as exc:
                 raise _unreachable(exc, as_json) from None

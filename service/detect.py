@@ -197,6 +197,7 @@ def scan_url(
     *,
     client: GuardedClient | None = None,
     deadline_seconds: float = 45.0,
+    egress_note: str = "",
 ) -> tuple[ScanResult, Sample]:
     """Capture ``seconds`` of a stream URL through the guarded capture layer and scan it.
 
@@ -211,6 +212,7 @@ def scan_url(
         fps=pv.query_fps if "video" in modalities else None,
         frame_width=pv.frame_width,
         deadline_seconds=deadline_seconds,
+        egress_note=egress_note,
     )
     got = sample(url, plan, client=client)
     shown = redact_url(got.evidence.requested_url)  # without the Kodi |header suffix

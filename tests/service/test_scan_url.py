@@ -54,8 +54,9 @@ def test_xtream_credentials_never_reach_the_output(vigie, channel, allow_loopbac
     assert "/live/***/***/77.ts" in out["sample"]["source"]
 
 
-def test_an_unreachable_stream_is_a_verdict_with_its_reason(vigie, channel):
+def test_an_unreachable_stream_is_a_verdict_with_its_reason(vigie, channel, monkeypatch):
     data, _, _ = channel
+    monkeypatch.setenv("VIGIE_EGRESS_NOTE", "monitoring VPN, exit Paris")
     with LoopbackServer() as server:  # loopback is not allow-listed here
         done = vigie(data, "scan", server.url("/live.m3u8"), "--json", check=False)
         assert server.requests == []
@@ -63,6 +64,7 @@ def test_an_unreachable_stream_is_a_verdict_with_its_reason(vigie, channel):
     out = json.loads(done.stdout)
     assert out["verdict"] == "unreachable" and out["reason"] == "refused_address"
     assert "127.0.0.1" in out["message"] and out["evidence"]["requested_url"]
+    assert out["evidence"]["egress_note"] == "monitoring VPN, exit Paris"
 
 
 def test_an_unsupported_scheme_is_unreachable_too(vigie, channel):
