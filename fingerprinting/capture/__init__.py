@@ -7,6 +7,7 @@ the network policy (:mod:`.netguard`), the capture's deadline and byte caps
 
 from .errors import REASONS, CaptureError
 from .evidence import ByteRange, Evidence, Hop, PlaylistSnapshot
+from .follow import LiveChunk, follow
 from .hls import HlsLimits
 from .http import DEFAULT_USER_AGENT, Fetcher, GuardedClient
 from .iptv import MAX_PLAYLIST_BYTES, read_channel_list
@@ -32,6 +33,7 @@ __all__ = [
     "GuardedClient",
     "HlsLimits",
     "Hop",
+    "LiveChunk",
     "HostLimiter",
     "NetworkPolicy",
     "PlaylistEntry",
@@ -41,6 +43,7 @@ __all__ = [
     "Sample",
     "StreamOptions",
     "check_scheme",
+    "follow",
     "iter_m3u",
     "iter_m3u_bytes",
     "looks_like_hls",

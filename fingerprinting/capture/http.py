@@ -229,6 +229,11 @@ class Fetcher:
         self._addresses: dict[tuple[str, int], list[IPAddress]] = {}
         evidence.user_agent = headers["User-Agent"]
 
+    def forget_addresses(self) -> None:
+        """Resolve hosts afresh from the next request on (a feed followed for days must
+        see its CDN move)."""
+        self._addresses.clear()
+
     def get(
         self, url: str, *, max_bytes: int, what: str, headers: dict[str, str] | None = None
     ) -> Fetched:
