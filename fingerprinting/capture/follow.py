@@ -55,8 +55,8 @@ class LiveChunk:
     sequences : tuple of int
         First and last media sequence numbers.
     discontinuity : bool
-        The chunk starts after a gap, a discontinuity or a restart: its start is not the
-        previous chunk's end.
+        The chunk's start is not the previous chunk's end: it is the first chunk, or it
+        comes after a gap, an HLS discontinuity or a restart.
     evidence : Evidence
         The requests and byte ranges of this chunk.
     """

@@ -120,6 +120,11 @@ class GuardedClient:
                 f"{shown}: resolving {host} outlasted the {deadline.seconds:g} s capture deadline",
             ) from None
 
+    def send(self, url: httpx.URL, headers: dict[str, str], extensions: dict) -> httpx.Response:
+        """Send one GET as given (no redirects followed), its body left to stream."""
+        request = self._http.build_request("GET", url, headers=headers, extensions=extensions)
+        return self._http.send(request, stream=True)
+
     def close(self) -> None:
         self._http.close()
         self._dns.shutdown(wait=False, cancel_futures=True)
@@ -355,12 +360,10 @@ class Fetcher:
         started = time.monotonic()
         response = None
         try:
-            request = self.client._http.build_request(
-                "GET", parsed.copy_with(host=str(address)), headers=headers, extensions=extensions
-            )
             with self.client.limiter.slot(host, self.deadline, f"{what} {shown}"):
                 try:
-                    response = self.client._http.send(request, stream=True)
+                    target = parsed.copy_with(host=str(address))
+                    response = self.client.send(target, headers, extensions)
                 except httpx.HTTPError as exc:
                     raise self._network_error(exc, watchdog, what, shown) from None
                 stream = response.extensions.get("network_stream")
