@@ -8,9 +8,11 @@ channels and reference times.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,12 +22,28 @@ from fingerprinting.params import AudioParams, VideoParams
 from fingerprinting.types import AudioPrint, Peaks, VideoPrint, VideoQuery
 
 from .mih import chunk_keys, distinct_rows, near_hashes
-from .store.base import PostingStore, Track
+from .store.base import FrameWindow, PostingStore, Track
 from .store.embedded import EmbeddedStore
 
-__all__ = ["MODALITIES", "Candidate", "Index", "default_calibration"]
+__all__ = [
+    "DEFAULT_LIVE_WINDOW",
+    "DEFAULT_RETENTION_SECONDS",
+    "MODALITIES",
+    "Candidate",
+    "Candidates",
+    "Index",
+    "default_calibration",
+]
 
 MODALITIES = ("audio", "video")
+
+#: Where a live sample's start may lie in the reference, relative to its capture time
+#: (seconds): restreams lag by seconds to minutes; the clocks of the capture and of the
+#: reference feed may disagree by a few seconds the other way.
+DEFAULT_LIVE_WINDOW = (-600.0, 30.0)
+
+#: How long live postings are kept when the feed says nothing else (seconds).
+DEFAULT_RETENTION_SECONDS = 48 * 3600.0
 
 
 def default_calibration(modality: str = "audio") -> NullCalibration:
@@ -71,6 +89,15 @@ class Candidate:
     score: float
     p_value: float
     confidence: float
+
+
+class Candidates(NamedTuple):
+    """What :meth:`Index.query` found: candidates per modality, best first, and the fraction
+    of the searched window each live channel's reference covered (by channel id)."""
+
+    audio: list[Candidate]
+    video: list[Candidate]
+    coverage: dict[str, float]
 
 
 class Index:
@@ -154,11 +181,92 @@ class Index:
             length_frames=int(np.ceil(prints.duration_seconds / prints.hop_seconds)),
         )
 
+    def live_track(self, modality: str, channel_id: str, source: str, start: float) -> Track:
+        """The live track of one feed and modality (created at UTC ``start`` if missing)."""
+        hop = (
+            self.audio_params.hop_seconds if modality == "audio" else self.video_params.hop_seconds
+        )
+        return self.store(modality).live_track(channel_id, source, start=start, hop_seconds=hop)
+
+    def append_live(self, track: Track, prints: AudioPrint | VideoPrint, utc_start: float) -> None:
+        """Queue the postings of ``prints``, whose frame 0 aired at UTC ``utc_start`` (epoch
+        seconds), on a live track; they are written at the next :meth:`flush_live`."""
+        is_video = isinstance(prints, VideoPrint)
+        if not len(prints):
+            return
+        keys = (
+            chunk_keys(prints.hashes, self.video_params.chunk_bits) if is_video else prints.hashes
+        )
+        shift = int(round((utc_start - track.start) / track.hop_seconds))
+        frames = prints.frames.astype(np.int64) + shift
+        keep = frames >= 0  # a feed stamped before its track began: nothing to place it on
+        self.store("video" if is_video else "audio").append(track.id, keys[..., keep], frames[keep])
+
+    def flush_live(self, covered: Mapping[str, Mapping[int, list[tuple[float, float]]]]) -> None:
+        """Write queued live postings, with the UTC intervals each track covered, keyed by
+        modality then track id (see :meth:`EmbeddedStore.flush`)."""
+        for modality in MODALITIES:
+            self.store(modality).flush(dict(covered.get(modality, {})))
+
+    def retain(
+        self,
+        now_utc: float,
+        retention_seconds: Mapping[str, float] | None = None,
+        default_seconds: float = DEFAULT_RETENTION_SECONDS,
+    ) -> int:
+        """Drop live postings older than their feed's retention and merge settled live
+        segments. ``retention_seconds`` maps a live track's source to its window. Returns
+        the number of segment files dropped."""
+        retention_seconds = retention_seconds or {}
+        dropped = 0
+        for modality in MODALITIES:
+            store = self.store(modality)
+            cutoffs = {
+                t.id: now_utc - retention_seconds.get(t.source, default_seconds)
+                for t in store.tracks().values()
+                if t.kind == "live"
+            }
+            dropped += store.retain(cutoffs)
+            store.merge_live(now_utc)
+        return dropped
+
+    def coverage(self, modality: str, track: Track, start: float, end: float) -> float:
+        """Fraction of the UTC interval ``[start, end]`` a live track covered (1.0 for an
+        asset track: a recording is never blind)."""
+        if track.kind != "live" or end <= start:
+            return 1.0
+        seen = sum(
+            max(0.0, min(b, end) - max(a, start))
+            for a, b in self.store(modality).coverage(track.id)
+        )
+        return min(1.0, seen / (end - start))
+
     def _tracks(self, modality: str, channels: set[str] | None) -> dict[int, Track]:
         tracks = self.store(modality).tracks()
         if channels is not None:
             tracks = {k: t for k, t in tracks.items() if t.channel_id in channels}
         return tracks
+
+    def _window(
+        self,
+        tracks: dict[int, Track],
+        around: float | None,
+        window: tuple[float, float],
+        sample_seconds: float,
+    ) -> FrameWindow:
+        """Frames searched: assets whole; live tracks, with ``around`` (the sample's capture
+        UTC), only where the sample's start may lie and the sample's length after it."""
+        whole = FrameWindow.whole(np.fromiter(tracks, np.int64))
+        if around is None:
+            return whole
+        lo, hi = whole.lo.copy(), whole.hi.copy()
+        for i, tid in enumerate(whole.track.tolist()):
+            t = tracks[tid]
+            if t.kind == "live":
+                lo[i] = int(np.floor((around + window[0] - t.start) / t.hop_seconds))
+                reach = around + window[1] + 1.1 * sample_seconds  # a copy may run 5 % slow
+                hi[i] = int(np.ceil((reach - t.start) / t.hop_seconds)) + 1
+        return FrameWindow(whole.track, lo, hi)
 
     # -- reading ---------------------------------------------------------------------------
     def query_audio(
@@ -167,23 +275,28 @@ class Index:
         *,
         channels: set[str] | None = None,
         top: int = 5,
+        around: float | None = None,
+        window: tuple[float, float] = DEFAULT_LIVE_WINDOW,
     ) -> list[Candidate]:
         """Channels whose reference audio aligns with the sample's peaks, best first.
 
-        ``pk`` are the sample's peaks (:func:`fingerprinting.audio.query_peaks`).
+        ``pk`` are the sample's peaks (:func:`fingerprinting.audio.query_peaks`). With
+        ``around`` (UTC epoch seconds of the sample's capture), live tracks are searched only
+        for a start within ``around + window`` (seconds); assets are searched whole.
         """
         p = self.audio_params
         tracks = self._tracks("audio", channels)
         qp = audio.query_print(pk, p)
         if not tracks or len(qp) == 0:
             return []
-        hits = self.audio.lookup(qp.hashes, np.fromiter(tracks, np.int64))
+        within = self._window(tracks, around, window, qp.duration_seconds)
+        hits = self.audio.lookup(qp.hashes, within)
         aligned = vote(
             qp.triplet[hits.query_pos],
             qp.anchor_frames[hits.query_pos],
             hits.track,
             hits.frame,
-            float(sum(t.frames for t in tracks.values())),
+            within.searched_frames(tracks),
             max_speed_change=p.max_speed_change,
             speed_step=p.speed_step,
             top=top,
@@ -196,25 +309,29 @@ class Index:
         *,
         channels: set[str] | None = None,
         top: int = 5,
+        around: float | None = None,
+        window: tuple[float, float] = DEFAULT_LIVE_WINDOW,
     ) -> list[Candidate]:
         """Channels whose reference pictures align in time with the sample's, best first.
 
         ``vq`` holds the sample's probe hashes (:func:`fingerprinting.video.video_query`).
         A reference frame near any probe of a sample frame is a hit of that frame; the
         votes are the sample's distinct pictures (:attr:`VideoQuery.voter`) on one line
-        ``t_ref = offset + speed x t_sample``.
+        ``t_ref = offset + speed x t_sample``. ``around`` and ``window``: as for
+        :meth:`query_audio`.
         """
         p = self.video_params
         tracks = self._tracks("video", channels)
         if not tracks or len(vq) == 0:
             return []
+        within = self._window(tracks, around, window, float(vq.times.max()) + p.hop_seconds)
         near = near_hashes(
             self.video,
             vq.hashes,
             max_distance=p.max_distance,
             chunk_bits=p.chunk_bits,
             radius=p.probe_radius,
-            track_ids=np.fromiter(tracks, np.int64),
+            within=within,
         )
         # A sample frame that finds one reference frame through several probes: one hit.
         q = near.query_pos
@@ -226,13 +343,42 @@ class Index:
             t_sample / p.hop_seconds,
             track,
             frame,
-            float(sum(t.frames for t in tracks.values())),
+            within.searched_frames(tracks),
             max_speed_change=p.max_speed_change,
             speed_step=p.speed_step,
             coarse_frames=p.coarse_frames,
             top=top,
         )
         return [self._candidate("video", a, tracks[a.track]) for a in aligned]
+
+    def query(
+        self,
+        audio_peaks: Peaks | None = None,
+        video_query: VideoQuery | None = None,
+        *,
+        around: float | None = None,
+        window: tuple[float, float] = DEFAULT_LIVE_WINDOW,
+        channels: set[str] | None = None,
+        top: int = 5,
+    ) -> Candidates:
+        """Both modalities of one sample, searched in the same window (see
+        :meth:`query_audio`), with how much of that window each live channel's reference
+        covered: a "no match" where the reference was blind proves nothing."""
+        kw = {"channels": channels, "top": top, "around": around, "window": window}
+        found_audio = self.query_audio(audio_peaks, **kw) if audio_peaks is not None else []
+        found_video = (
+            self.query_video(video_query, **kw)
+            if video_query is not None and len(video_query)
+            else []
+        )
+        covered: dict[str, float] = {}
+        if around is not None:
+            for modality in MODALITIES:
+                for t in self._tracks(modality, channels).values():
+                    if t.kind == "live":
+                        c = self.coverage(modality, t, around + window[0], around + window[1])
+                        covered[t.channel_id] = max(covered.get(t.channel_id, 0.0), c)
+        return Candidates(found_audio, found_video, covered)
 
     def _candidate(self, modality: str, a: Alignment, track: Track) -> Candidate:
         p_value = self.calibrations[modality].p_value(a.score)

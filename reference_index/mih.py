@@ -19,7 +19,7 @@ import numpy as np
 
 from fingerprinting.framehash import hamming
 
-from .store.base import PostingStore
+from .store.base import FrameWindow, PostingStore
 
 __all__ = ["NearHits", "chunk_keys", "distinct_rows", "near_hashes"]
 
@@ -75,9 +75,10 @@ def near_hashes(
     max_distance: int,
     chunk_bits: int = 16,
     radius: int = 1,
-    track_ids: np.ndarray | None = None,
+    within: FrameWindow | None = None,
 ) -> NearHits:
-    """Reference postings within ``max_distance`` bits of each query hash.
+    """Reference postings within ``max_distance`` bits of each query hash (only those
+    ``within`` a window, if given).
 
     Each (query, reference frame) pair appears once, whichever chunks found it.
     """
@@ -89,7 +90,7 @@ def near_hashes(
         rotation = part * chunk_bits
         prefix = _rotl(hashes, rotation) >> shift
         probes = (prefix[:, None] ^ masks[None, :]).reshape(-1)
-        hits = store.lookup_prefix(probes, chunk_bits, track_ids, part=part)
+        hits = store.lookup_prefix(probes, chunk_bits, within, part=part)
         qpos = hits.query_pos // masks.size
         full = _rotl(hits.key, (64 - rotation) % 64)
         dist = hamming(full, hashes[qpos])

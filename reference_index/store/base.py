@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Hits", "ParamsMismatch", "PostingStore", "Track"]
+__all__ = ["FrameWindow", "Hits", "ParamsMismatch", "PostingStore", "Track"]
 
 
 class ParamsMismatch(Exception):
@@ -64,6 +64,53 @@ class Track:
 
 
 @dataclass(frozen=True)
+class FrameWindow:
+    """The frames a query searches: ``[lo, hi)`` of each track in ``track`` (sorted).
+
+    A live sample captured at UTC ``T`` can only come from what the channel aired shortly
+    before ``T``: searching 10 minutes of a 48-hour track reads a fraction of the postings
+    and leaves chance alignments fewer places to happen.
+    """
+
+    track: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    ALL = 2**62
+
+    @classmethod
+    def whole(cls, track_ids: np.ndarray) -> FrameWindow:
+        """Every frame of ``track_ids``."""
+        ids = np.unique(np.asarray(track_ids, np.int64))
+        return cls(ids, np.zeros(ids.size, np.int64), np.full(ids.size, cls.ALL, np.int64))
+
+    def contains(self, track: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Which ``(track, frame)`` pairs lie inside (bool array)."""
+        track = np.asarray(track, np.int64)
+        if not self.track.size:
+            return np.zeros(track.shape, bool)
+        pos = np.minimum(np.searchsorted(self.track, track), self.track.size - 1)
+        return (self.track[pos] == track) & (frame >= self.lo[pos]) & (frame < self.hi[pos])
+
+    def overlaps(self, track: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Which track ranges ``[first, end)`` meet the window (bool array)."""
+        track = np.asarray(track, np.int64)
+        if not self.track.size:
+            return np.zeros(track.shape, bool)
+        pos = np.minimum(np.searchsorted(self.track, track), self.track.size - 1)
+        return (self.track[pos] == track) & (first < self.hi[pos]) & (end > self.lo[pos])
+
+    def searched_frames(self, tracks: dict[int, Track]) -> float:
+        """Frames of reference the window covers: the offsets a chance hit can take."""
+        total = 0
+        rows = zip(self.track.tolist(), self.lo.tolist(), self.hi.tolist(), strict=True)
+        for tid, lo, hi in rows:
+            if tid in tracks:
+                total += max(0, min(hi, tracks[tid].frames) - max(lo, 0))
+        return float(total)
+
+
+@dataclass(frozen=True)
 class Hits:
     """Postings that matched query keys: parallel arrays, one element per hit.
 
@@ -109,18 +156,16 @@ class PostingStore(Protocol):
         """Hide tracks from queries (their postings go at the next compaction)."""
         ...
 
-    def lookup(
-        self, keys: np.ndarray, track_ids: np.ndarray | None = None, *, part: int = 0
-    ) -> Hits:
-        """Every posting of key space ``part`` whose key is in ``keys`` (optionally only of
-        ``track_ids``)."""
+    def lookup(self, keys: np.ndarray, within: FrameWindow | None = None, *, part: int = 0) -> Hits:
+        """Every posting of key space ``part`` whose key is in ``keys`` (optionally only
+        those ``within`` a window)."""
         ...
 
     def lookup_prefix(
         self,
         prefixes: np.ndarray,
         bits: int,
-        track_ids: np.ndarray | None = None,
+        within: FrameWindow | None = None,
         *,
         part: int = 0,
     ) -> Hits:

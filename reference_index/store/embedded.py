@@ -15,31 +15,20 @@ Readers never lock: they re-read the manifest when its file changes.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .base import Hits, ParamsMismatch, Track
-from .segment import Segment, equal_ranges, fsync_dir, write_segment
+from .base import FrameWindow, Hits, ParamsMismatch, Track
+from .head import Head
+from .manifest import MANIFEST, empty_manifest, locked, params_diff, sweep, write_json_atomic
+from .segment import Segment, equal_ranges, write_segment
+from .upkeep import Spans, merge_intervals, surviving_postings
 
 __all__ = ["EmbeddedStore"]
-
-_MANIFEST = "manifest.json"
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class EmbeddedStore:
@@ -83,14 +72,13 @@ class EmbeddedStore:
         self._segments: dict[str, Segment] = {}
         self._tracks: dict[int, Track] = {}
         self._live_ids = np.empty(0, np.int64)
-        # Head: postings appended since the last flush, per track (live ingestion); keys
-        # have shape (parts, n).
-        self._head: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._head_sorted: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if not (self.root / _MANIFEST).exists():
-            with self._locked():
-                if not (self.root / _MANIFEST).exists():
-                    _write_json_atomic(self.root / _MANIFEST, self._empty_manifest())
+        self._spans = Spans.of([], {})
+        self._head = Head(self.parts, self.key_dtype)
+        if not (self.root / MANIFEST).exists():
+            with locked(self.root):
+                if not (self.root / MANIFEST).exists():
+                    manifest = empty_manifest(self.params, self.key_dtype.str, self.parts)
+                    write_json_atomic(self.root / MANIFEST, manifest)
         self.refresh()
         if self._manifest.get("parts", 1) != self.parts:
             raise ParamsMismatch(
@@ -99,35 +87,32 @@ class EmbeddedStore:
         if self._manifest["params"] != self.params:
             raise ParamsMismatch(
                 f"{self.root} was built with other fingerprint parameters "
-                f"({_diff(self._manifest['params'], self.params)}); run `vigie reindex --all`"
+                f"({params_diff(self._manifest['params'], self.params)}); run `vigie reindex --all`"
             )
 
     # -- reading ---------------------------------------------------------------------------
-    def _empty_manifest(self) -> dict:
-        return {
-            "version": 1,
-            "params": self.params,
-            "key_dtype": self.key_dtype.str,
-            "parts": self.parts,
-            "next_track": 1,
-            "next_segment": 1,
-            "segments": [],
-            "tracks": {},
-        }
-
     def refresh(self) -> None:
         """Reload the manifest if another process committed since we last read it."""
-        st = (self.root / _MANIFEST).stat()
-        stamp = (st.st_mtime_ns, st.st_ino)
-        if stamp == self._stamp:
-            return
-        manifest = json.loads((self.root / _MANIFEST).read_text())
-        segments = {}
-        for name in manifest["segments"]:
-            segments[name] = self._segments.get(name) or Segment.open(self.root / name)
+        for attempt in range(10):
+            st = (self.root / MANIFEST).stat()
+            stamp = (st.st_mtime_ns, st.st_ino)
+            if stamp == self._stamp:
+                return
+            manifest = json.loads((self.root / MANIFEST).read_text())
+            try:
+                segments = {
+                    name: self._segments.get(name) or Segment.open(self.root / name)
+                    for name in manifest["segments"]
+                }
+                break
+            except FileNotFoundError:
+                # A writer committed a newer manifest and swept a segment this one names.
+                if attempt == 9:
+                    raise
         self._manifest, self._segments, self._stamp = manifest, segments, stamp
         self._tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
         self._live_ids = np.array(sorted(self._tracks), np.int64)
+        self._spans = Spans.of(manifest["segments"], segments)
 
     def tracks(self) -> dict[int, Track]:
         """Tracks visible to queries."""
@@ -147,24 +132,28 @@ class EmbeddedStore:
         """Postings in segments (including those of removed, not yet compacted tracks)."""
         return sum(int(s.keys.size) for s in self._segments.values())
 
-    def lookup(
-        self, keys: np.ndarray, track_ids: np.ndarray | None = None, *, part: int = 0
-    ) -> Hits:
+    def coverage(self, track_id: int) -> list[tuple[float, float]]:
+        """UTC intervals ``(start, end)`` (epoch seconds) a live track's feed was followed
+        and flushed: outside them the reference was blind."""
+        self.refresh()
+        return [tuple(iv) for iv in self._manifest.get("coverage", {}).get(str(track_id), [])]
+
+    def lookup(self, keys: np.ndarray, within: FrameWindow | None = None, *, part: int = 0) -> Hits:
         """Every posting of key space ``part`` whose key is in ``keys``; see
         :class:`PostingStore`."""
         self.refresh()
         keys = np.asarray(keys, self.key_dtype)
-        found = [seg.lookup(keys) for seg in self._part_segments(part)]
-        hk, ht, hf = self._head_part(part)
+        found = [seg.lookup(keys) for seg in self._part_segments(part, within)]
+        hk, ht, hf = self._head.part(part)
         qpos, pos = equal_ranges(hk, keys)
         found.append((qpos, ht[pos], hf[pos]))
-        return self._hits(found, track_ids)
+        return self._hits(found, within)
 
     def lookup_prefix(
         self,
         prefixes: np.ndarray,
         bits: int,
-        track_ids: np.ndarray | None = None,
+        within: FrameWindow | None = None,
         *,
         part: int = 0,
     ) -> Hits:
@@ -172,45 +161,35 @@ class EmbeddedStore:
         with the posting's whole key (``Hits.key``) for the caller to verify."""
         self.refresh()
         prefixes = np.asarray(prefixes, np.uint64)
-        found = [seg.lookup_prefix(prefixes, bits) for seg in self._part_segments(part)]
-        hk, ht, hf = self._head_part(part)
+        found = [seg.lookup_prefix(prefixes, bits) for seg in self._part_segments(part, within)]
+        hk, ht, hf = self._head.part(part)
         if hk.size:
             width = np.uint64(8 * self.key_dtype.itemsize - bits)
             head_prefix = hk.astype(np.uint64) >> width
             qpos, pos = equal_ranges(head_prefix, prefixes)
             found.append((qpos, ht[pos], hf[pos], hk[pos]))
-        return self._hits(found, track_ids)
+        return self._hits(found, within)
 
-    def _part_segments(self, part: int) -> list[Segment]:
+    def _part_segments(self, part: int, within: FrameWindow | None = None) -> list[Segment]:
+        """Segments of key space ``part``; with a window, only those holding frames in it."""
         if not 0 <= part < self.parts:
             raise ValueError(f"part must be in [0, {self.parts}), not {part}")
+        if within is not None:
+            return [self._segments[n] for n in self._spans.touching(within, part)]
         return [seg for seg in self._segments.values() if seg.part == part]
 
-    def _hits(self, found: list[tuple], track_ids: np.ndarray | None) -> Hits:
-        wanted = self._live_ids if track_ids is None else np.asarray(track_ids, np.int64)
+    def _hits(self, found: list[tuple], within: FrameWindow | None) -> Hits:
         q = np.concatenate([np.asarray(p[0], np.int64) for p in found])
         t = np.concatenate([np.asarray(p[1], np.int64) for p in found])
         f = np.concatenate([np.asarray(p[2], np.int64) for p in found])
-        keep = np.isin(t, wanted)
+        # Removed tracks' postings stay in segments until compaction.
+        keep = np.isin(t, self._live_ids)
+        if within is not None:
+            keep &= within.contains(t, f)
         key = None
         if all(len(p) == 4 for p in found):
             key = np.concatenate([np.asarray(p[3], self.key_dtype) for p in found])[keep]
         return Hits(q[keep], t[keep], f[keep], key)
-
-    def _head_part(self, part: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Head postings of one key space, sorted by key: (keys, tracks, frames)."""
-        if not self._head:
-            empty = np.empty(0, np.int64)
-            return np.empty(0, self.key_dtype), empty, empty
-        if part not in self._head_sorted:
-            k = np.concatenate([a[part] for ps in self._head.values() for a, _ in ps])
-            fr = np.concatenate([b for ps in self._head.values() for _, b in ps])
-            tr = np.concatenate(
-                [np.full(b.size, tid, np.int64) for tid, ps in self._head.items() for _, b in ps]
-            )
-            order = np.argsort(k, kind="stable")
-            self._head_sorted[part] = (k[order], tr[order], fr[order].astype(np.int64))
-        return self._head_sorted[part]
 
     def _as_parts(self, keys: np.ndarray) -> np.ndarray:
         """Keys as shape (parts, n) in the store's dtype; 1-D keys need ``parts == 1``."""
@@ -223,33 +202,16 @@ class EmbeddedStore:
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.root / "LOCK", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    @contextmanager
     def _transaction(self) -> Iterator[dict]:
         """Lock, hand out a fresh copy of the manifest, commit it atomically on success."""
-        with self._locked():
+        with locked(self.root):
             self._stamp = None
             self.refresh()
             manifest = json.loads(json.dumps(self._manifest))
             yield manifest
-            _write_json_atomic(self.root / _MANIFEST, manifest)
-            self._sweep(manifest)
+            write_json_atomic(self.root / MANIFEST, manifest)
+            sweep(self.root, manifest)
         self.refresh()
-
-    def _sweep(self, manifest: dict) -> None:
-        """Delete segment files and temp files no committed manifest names."""
-        live = set(manifest["segments"])
-        for path in self.root.iterdir():
-            name = path.name
-            if (name.startswith("seg-") and name not in live) or ".tmp-" in name:
-                path.unlink(missing_ok=True)
 
     def _new_segment(
         self,
@@ -320,92 +282,157 @@ class EmbeddedStore:
         self.remove_tracks(ids)
         return len(ids)
 
+    def live_track(
+        self, channel_id: str, source: str, *, start: float, hop_seconds: float
+    ) -> Track:
+        """The live track of ``source`` (a feed), created empty at UTC ``start`` if missing.
+
+        A feed keeps one time axis for as long as it exists, whatever its outages: frame
+        ``n`` is UTC ``start + n * hop_seconds``, so a restarted ingester appends where the
+        last one stopped and gaps are simply frames without postings.
+        """
+        for track in self.tracks().values():
+            if track.channel_id == channel_id and track.source == source and track.kind == "live":
+                return track
+        with self._transaction() as manifest:
+            for rec in manifest["tracks"].values():  # created meanwhile by another process
+                if (rec["channel_id"], rec["source"], rec["kind"]) == (channel_id, source, "live"):
+                    return Track(**rec)
+            tid = manifest["next_track"]
+            manifest["next_track"] += 1
+            track = Track(tid, channel_id, source, "live", float(start), 0, hop_seconds)
+            manifest["tracks"][str(tid)] = track.as_dict()
+        return track
+
     def append(self, track_id: int, keys: np.ndarray, frames: np.ndarray) -> None:
         """Add postings of an existing track to the in-memory head (live ingestion)."""
         if track_id not in self._tracks:
-            raise KeyError(f"no track {track_id}")
-        self._head.setdefault(track_id, []).append(
-            (self._as_parts(keys), np.asarray(frames, np.int64))
-        )
-        self._head_sorted = {}
+            self.refresh()
+            if track_id not in self._tracks:
+                raise KeyError(f"no track {track_id}")
+        self._head.add(track_id, self._as_parts(keys), frames)
 
-    def flush(self) -> None:
-        """Write the head as one segment per part and extend its tracks' lengths."""
-        if not self._head:
+    @property
+    def head_size(self) -> int:
+        """Postings waiting in the head for the next flush."""
+        return self._head.size
+
+    def flush(self, covered: dict[int, list[tuple[float, float]]] | None = None) -> None:
+        """Write the head as one segment per part, extend its tracks' lengths, and record
+        the UTC intervals ``covered`` per track (what was followed, postings or not).
+
+        Coverage is committed with the postings it covers, in one manifest: after a crash
+        the index never claims to have seen what it lost.
+        """
+        if not self._head and not covered:
             return
-        keys = np.concatenate([a for ps in self._head.values() for a, _ in ps], axis=1)
-        frames = np.concatenate([b for ps in self._head.values() for _, b in ps])
-        tracks = np.concatenate(
-            [np.full(b.size, tid, np.int64) for tid, ps in self._head.items() for _, b in ps]
-        )
+        keys, tracks, frames = self._head.postings()
         with self._transaction() as manifest:
-            for part, part_keys in enumerate(keys):
-                manifest["segments"].append(
-                    self._new_segment(manifest, part_keys, tracks, frames, part)
-                )
-            for tid in np.unique(tracks):
-                rec = manifest["tracks"].get(str(int(tid)))
-                if rec is not None:
-                    rec["frames"] = max(rec["frames"], int(frames[tracks == tid].max()) + 1)
+            if tracks.size:
+                for part, part_keys in enumerate(keys):
+                    manifest["segments"].append(
+                        self._new_segment(manifest, part_keys, tracks, frames, part)
+                    )
+                ends = np.zeros(int(tracks.max()) + 1, np.int64)
+                np.maximum.at(ends, tracks, frames + 1)
+                for tid in np.unique(tracks).tolist():
+                    rec = manifest["tracks"].get(str(tid))
+                    if rec is not None:
+                        rec["frames"] = max(rec["frames"], int(ends[tid]))
+            coverage = manifest.setdefault("coverage", {})
+            for tid, intervals in (covered or {}).items():
+                if str(tid) in manifest["tracks"]:
+                    old = [tuple(iv) for iv in coverage.get(str(tid), [])]
+                    coverage[str(tid)] = merge_intervals(old + list(intervals))
         self._head.clear()
-        self._head_sorted = {}
+
+    def retain(self, cutoff_utc: dict[int, float]) -> int:
+        """Drop the segments whose postings are all older than their live track's cutoff
+        (UTC epoch seconds) or belong to removed tracks, and trim coverage to match.
+
+        Whole segments go: nothing is rewritten (see :mod:`.upkeep`). Returns how many
+        segment files were dropped.
+        """
+        self.refresh()
+        cut_frames = {}
+        for tid, cutoff in cutoff_utc.items():
+            track = self._tracks.get(tid)
+            if track is not None and track.kind == "live":
+                cut_frames[tid] = int(np.floor((cutoff - track.start) / track.hop_seconds))
+        if not self._spans.expired(self._tracks, cut_frames) and not cut_frames:
+            return 0
+        with self._transaction() as manifest:
+            tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
+            gone = set(Spans.of(manifest["segments"], self._segments).expired(tracks, cut_frames))
+            manifest["segments"] = [n for n in manifest["segments"] if n not in gone]
+            coverage = manifest.setdefault("coverage", {})
+            for key in list(coverage):
+                if int(key) not in tracks:
+                    del coverage[key]
+                elif int(key) in cut_frames:
+                    cutoff = cutoff_utc[int(key)]
+                    kept = [(max(a, cutoff), b) for a, b in coverage[key] if b > cutoff]
+                    coverage[key] = kept
+        return len(gone)
+
+    def merge_live(self, now_utc: float) -> int:
+        """Merge settled buckets of live segments (see :mod:`.upkeep`); returns merges done."""
+        self.refresh()
+        if not self._spans.live_merges(self._tracks, now_utc):
+            return 0
+        with self._transaction() as manifest:
+            tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
+            spans = Spans.of(manifest["segments"], self._segments)
+            groups = spans.live_merges(tracks, now_utc)
+            for names in groups:
+                part = self._segments[names[0]].part
+                merged = self._merge(manifest, names, 2**31, part)
+                at = manifest["segments"].index(names[0])
+                rest = [n for n in manifest["segments"] if n not in set(names)]
+                manifest["segments"] = rest[:at] + merged + rest[at:]
+        return len(groups)
 
     def compact(self, max_postings: int = 50_000_000) -> int:
-        """Merge segments into as few as possible, dropping postings of removed tracks.
+        """Merge asset segments into as few as possible, dropping postings of removed tracks.
 
         Segments are merged oldest first into outputs of at most ``max_postings`` postings
-        (400 MB of audio postings). Returns the number of segments after compaction.
+        (400 MB of audio postings). Live segments are left to :meth:`merge_live` and
+        :meth:`retain`, which keep them in time buckets. Returns the number of segments
+        after compaction.
         """
         with self._transaction() as manifest:
+            tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
             merged: list[str] = []
             for part in range(self.parts):
                 names = [n for n in manifest["segments"] if self._segments[n].part == part]
-                merged.extend(self._merge(manifest, names, max_postings, part))
+                live = [n for n in names if self._holds_live(n, tracks)]
+                assets = [n for n in names if n not in set(live)]
+                merged.extend(self._merge(manifest, assets, max_postings, part))
+                merged.extend(live)
             manifest["segments"] = merged
         return len(self._manifest["segments"])
 
+    def _holds_live(self, name: str, tracks: dict[int, Track]) -> bool:
+        ids = self._segments[name].track_ids.tolist()
+        return any(tracks.get(t) is not None and tracks[t].kind == "live" for t in ids)
+
     def _merge(self, manifest: dict, names: list[str], max_postings: int, part: int) -> list[str]:
-        """Merge the segments ``names`` of one part, oldest first; returns the new list."""
-        live = np.array(sorted(int(k) for k in manifest["tracks"]), np.int64)
+        """Merge the segments ``names`` of one part, oldest first, into outputs of at most
+        ``max_postings`` postings, without removed tracks; returns the new list."""
+        alive = np.array(sorted(int(k) for k in manifest["tracks"]), np.int64)
         merged: list[str] = []
         batch: list[Segment] = []
-        count = 0
-
-        def flush_batch() -> None:
-            nonlocal batch, count
-            if not batch:
-                return
-            if len(batch) == 1 and np.all(np.isin(batch[0].track_ids, live)):
-                merged.append(batch[0].path.name)
-            else:
-                ks, ts, fs = [], [], []
-                for seg in batch:
-                    locs = np.asarray(seg.locs, np.int64)
-                    t = np.searchsorted(seg.bases, locs, side="right") - 1
-                    tid = seg.track_ids[t]
-                    keep = np.isin(tid, live)
-                    ks.append(np.asarray(seg.keys)[keep])
-                    ts.append(tid[keep])
-                    fs.append((locs - seg.bases[t])[keep])
-                keys = np.concatenate(ks)
-                if keys.size:
-                    merged.append(
-                        self._new_segment(
-                            manifest, keys, np.concatenate(ts), np.concatenate(fs), part
-                        )
-                    )
-            batch, count = [], 0
-
-        for name in names:
-            seg = self._segments[name]
-            if count and count + seg.keys.size > max_postings:
-                flush_batch()
-            batch.append(seg)
-            count += int(seg.keys.size)
-        flush_batch()
+        for name in [*names, None]:
+            seg = self._segments[name] if name is not None else None
+            full = seg is None or sum(s.keys.size for s in batch) + seg.keys.size > max_postings
+            if batch and full:
+                if len(batch) == 1 and np.all(np.isin(batch[0].track_ids, alive)):
+                    merged.append(batch[0].path.name)
+                else:
+                    keys, tracks, frames = surviving_postings(batch, alive)
+                    if keys.size:
+                        merged.append(self._new_segment(manifest, keys, tracks, frames, part))
+                batch = []
+            if seg is not None:
+                batch.append(seg)
         return merged
-
-
-def _diff(old: dict, new: dict) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4])
