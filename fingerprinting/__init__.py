@@ -15,6 +15,7 @@ from .decode import (
     iter_media,
 )
 from .params import AudioParams, VideoParams
+from .stream import AudioStream
 from .types import AudioPrint, FrameBatch, Peaks, QueryPrint, VideoPrint, VideoQuery
 from .video import fingerprint_frames, video_query
 
@@ -22,6 +23,7 @@ __all__ = [
     "Alignment",
     "AudioParams",
     "AudioPrint",
+    "AudioStream",
     "DecodeError",
     "FrameBatch",
     "NullCalibration",

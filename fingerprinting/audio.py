@@ -30,6 +30,7 @@ __all__ = [
     "AudioParams",
     "fingerprint",
     "fingerprint_stream",
+    "hash_triplets",
     "peaks",
     "query_peaks",
     "query_print",
@@ -126,18 +127,39 @@ def fingerprint_stream(chunks: Iterable[np.ndarray], p: AudioParams = AudioParam
             yield chunk
 
     pk = Peaks.concat(list(peaks_stream(counted(), p)), p.hop_seconds)
+    hashes, frames = hash_triplets(pk, p)
+    return AudioPrint(
+        hashes=hashes,
+        frames=frames,
+        hop_seconds=p.hop_seconds,
+        duration_seconds=n_samples / p.sample_rate,
+    )
+
+
+def hash_triplets(pk: Peaks, p: AudioParams = AudioParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Reference hashes of a peak list and the frame of each, sorted by frame.
+
+    Parameters
+    ----------
+    pk : Peaks
+        Reference peaks (frames of ``p.hop_length`` samples, in any order).
+    p : AudioParams
+        Hashing parameters; each anchor takes ``p.fanout`` targets.
+
+    Returns
+    -------
+    hashes : ndarray of uint32
+        Triplet hashes in range (``p.hash_fields``), in triplet order within a frame.
+    frames : ndarray of uint32
+        Anchor peak's frame rounded to the nearest integer, non-decreasing.
+    """
     q = _octaves(pk, p)
     a, b, c = triplets(pk.frames, q, pk.levels, p, p.fanout)
     comp = _components(pk.frames, q, a, b, c, p)
     hashes, ok = _pack({k: np.floor(v).astype(np.int64) for k, v in comp.items()}, p)
     frames = np.floor(pk.frames[a] + 0.5).astype(np.uint32)
     order = np.argsort(frames[ok], kind="stable")
-    return AudioPrint(
-        hashes=hashes[ok][order],
-        frames=frames[ok][order],
-        hop_seconds=p.hop_seconds,
-        duration_seconds=n_samples / p.sample_rate,
-    )
+    return hashes[ok][order], frames[ok][order]
 
 
 def _probe_values(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:

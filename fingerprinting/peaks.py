@@ -15,7 +15,11 @@ from scipy import ndimage
 from .params import AudioParams
 from .types import Peaks
 
-__all__ = ["peaks", "peaks_stream", "query_peaks"]
+__all__ = ["LIVE_BLOCK_FRAMES", "PeakPicker", "peaks", "peaks_stream", "query_peaks"]
+
+#: Peak blocks of live ingestion: 128 frames (4.1 s), so a reference hash is indexed about
+#: 7 s after its audio arrives (block, context and the anchor's 2 s target zone).
+LIVE_BLOCK_FRAMES = 128
 
 
 def _log_spectrogram(pcm: np.ndarray, p: AudioParams) -> np.ndarray:
@@ -73,27 +77,121 @@ def _vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarr
     return np.clip(off, -0.5, 0.5)
 
 
-def peaks_stream(
-    chunks: Iterable[np.ndarray], p: AudioParams = AudioParams(), query: bool = False
-) -> Iterator[Peaks]:
-    """Peaks of a PCM stream, block by block, identical to :func:`peaks` on the whole signal.
+class PeakPicker:
+    """Push-style spectral peaks of a PCM stream, identical to :func:`peaks` on the whole.
 
-    ``query`` selects the suspect sample's thresholds (``p.query_*``) over the reference's.
-    Each block of spectrogram frames is computed with ``context_frames`` of real signal on
-    both sides, so block edges never change a decision; memory stays bounded by the block.
+    Feed consecutive chunks of mono float32 PCM at ``p.sample_rate`` with :meth:`push`, then
+    call :meth:`finish` once. Every peak is returned exactly once, in the order :func:`peaks`
+    gives them, with frames counted from the stream's first sample.
+
+    Peaks are decided in blocks of :attr:`block_frames` spectrogram frames on a grid fixed
+    from the stream's start, each computed with ``p.context_frames`` of real signal on both
+    sides. Every block is therefore computed from the very same samples whatever the
+    chunking, so the result is equal bit for bit (the local-mean filter is a running sum,
+    whose rounding depends on where its segment starts). The price is latency: a block is
+    final once ``p.context_frames`` frames past its end have arrived, up to about 66 s
+    after its first sample at 8 kHz.
+
+    Memory is bounded: the buffer holds one block and its context (about 2.1 MB at
+    8 kHz), whatever the chunk sizes; each sample is copied into it once and analysed once
+    (plus the context overlap of its neighbouring blocks).
+
+    Parameters
+    ----------
+    p : AudioParams
+        Analysis parameters.
+    query : bool
+        Use the suspect sample's thresholds (``p.query_*``) instead of the reference's.
+    block_frames : int
+        Frames per block. The default grid (2048 frames, 65.5 s) is the batch's, for
+        bit-equal results; live ingestion takes short blocks (:data:`LIVE_BLOCK_FRAMES`) for
+        a latency of seconds, at the price of peak times that may differ from the batch's
+        in their last bits, and of 25 % more spectrogram frames (the context overlap).
     """
-    hop, ctx = p.hop_length, p.context_frames
-    block = 2048  # frames per block (65 s at 32 ms)
-    buf = np.empty(0, np.float32)
-    buf_start = 0  # frame index of buf[0] (buf starts on a frame boundary)
-    next_frame = 0  # first frame whose peaks are not emitted yet
 
-    def emit(final: bool) -> Iterator[Peaks]:
-        nonlocal buf, buf_start, next_frame
+    block_frames = 2048  # default frames per block (65.5 s at 32 ms): the batch's grid
+
+    def __init__(
+        self, p: AudioParams = AudioParams(), query: bool = False, block_frames: int | None = None
+    ) -> None:
+        self.p = p
+        self.query = query
+        if block_frames is not None:
+            if block_frames < 1:
+                raise ValueError(f"block_frames must be >= 1, not {block_frames}")
+            self.block_frames = int(block_frames)
+        ctx = p.context_frames
+        # One block with its context on both sides: a full buffer always completes a block.
+        capacity = (self.block_frames + 2 * ctx - 1) * p.hop_length + p.n_fft
+        self._buf = np.empty(capacity, np.float32)
+        self._fill = 0  # samples held in _buf
+        self._buf_start = 0  # frame index of _buf[0] (the buffer starts on a frame boundary)
+        self._next_frame = 0  # first frame whose peaks are not emitted yet
+        self._samples = 0
+        self._finished = False
+
+    @property
+    def final_frame(self) -> int:
+        """Frames emitted so far: every peak whose (integer, unrefined) frame is below this has
+        been returned, none at or after it. Refined frames lie within 0.5 of the integer one."""
+        return self._next_frame
+
+    @property
+    def samples(self) -> int:
+        """Samples pushed so far."""
+        return self._samples
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples held for the blocks still to decide (at most one block and its context)."""
+        return self._fill
+
+    def push(self, chunk: np.ndarray) -> Peaks:
+        """Add the next PCM samples; return the peaks that became final (maybe none).
+
+        Parameters
+        ----------
+        chunk : ndarray
+            Mono PCM at ``p.sample_rate`` (any length, converted to float32).
+
+        Returns
+        -------
+        Peaks
+            Frames from the stream's first sample, in frames of ``p.hop_length`` samples.
+        """
+        return Peaks.concat(list(self._push_blocks(chunk)), self.p.hop_seconds)
+
+    def finish(self) -> Peaks:
+        """End of stream: return the remaining peaks (the end of the signal is treated as
+        :func:`peaks` treats it). Further pushes are refused."""
+        return Peaks.concat(list(self._finish_blocks()), self.p.hop_seconds)
+
+    def _push_blocks(self, chunk: np.ndarray) -> Iterator[Peaks]:
+        if self._finished:
+            raise RuntimeError("push() after finish()")
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self._samples += chunk.size
+        pos = 0
+        while pos < chunk.size:
+            take = min(self._buf.size - self._fill, chunk.size - pos)
+            self._buf[self._fill : self._fill + take] = chunk[pos : pos + take]
+            self._fill += take
+            pos += take
+            yield from self._emit(final=False)
+
+    def _finish_blocks(self) -> Iterator[Peaks]:
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        yield from self._emit(final=True)
+
+    def _emit(self, final: bool) -> Iterator[Peaks]:
+        p, hop, ctx = self.p, self.p.hop_length, self.p.context_frames
         while True:
-            avail = 0 if buf.size < p.n_fft else 1 + (buf.size - p.n_fft) // hop
+            fill, buf_start, next_frame = self._fill, self._buf_start, self._next_frame
+            avail = 0 if fill < p.n_fft else 1 + (fill - p.n_fft) // hop
             avail_end = buf_start + avail  # frames [buf_start, avail_end) computable
-            stop = next_frame + block
+            stop = next_frame + self.block_frames
             if not final and avail_end - ctx < stop:
                 return
             stop = min(stop, avail_end)
@@ -101,21 +199,35 @@ def peaks_stream(
                 return
             lo = max(buf_start, next_frame - ctx)
             hi = min(avail_end, stop + ctx)
-            seg = buf[(lo - buf_start) * hop : (hi - buf_start - 1) * hop + p.n_fft]
-            ti, t, f, level = _pick_peaks(_log_spectrogram(seg, p), p, query)
+            seg = self._buf[(lo - buf_start) * hop : (hi - buf_start - 1) * hop + p.n_fft]
+            ti, t, f, level = _pick_peaks(_log_spectrogram(seg, p), p, self.query)
             # Keep peaks whose maximum lies in this block: they had full context.
             sel = (ti + lo >= next_frame) & (ti + lo < stop)
-            yield Peaks(t[sel] + lo, f[sel], level[sel], p.hop_seconds)
-            next_frame = stop
-            drop = max(0, next_frame - ctx - buf_start)
-            buf = buf[drop * hop :]
-            buf_start += drop
+            out = Peaks(t[sel] + lo, f[sel], level[sel], p.hop_seconds)
+            self._next_frame = stop
+            drop = max(0, stop - ctx - buf_start) * hop
+            if drop:
+                keep = fill - drop
+                self._buf[:keep] = self._buf[drop:fill]
+                self._fill = keep
+                self._buf_start += drop // hop
+            yield out
 
+
+def peaks_stream(
+    chunks: Iterable[np.ndarray], p: AudioParams = AudioParams(), query: bool = False
+) -> Iterator[Peaks]:
+    """Peaks of a PCM stream, block by block, identical to :func:`peaks` on the whole signal.
+
+    ``query`` selects the suspect sample's thresholds (``p.query_*``) over the reference's.
+    Pull-style wrapper of :class:`PeakPicker`: each block of spectrogram frames is computed
+    with ``context_frames`` of real signal on both sides, so block edges never change a
+    decision; memory stays bounded by the block.
+    """
+    picker = PeakPicker(p, query)
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        buf = np.concatenate([buf, chunk])
-        yield from emit(final=False)
-    yield from emit(final=True)
+        yield from picker._push_blocks(chunk)
+    yield from picker._finish_blocks()
 
 
 def peaks(pcm: np.ndarray, p: AudioParams = AudioParams(), query: bool = False) -> Peaks:
