@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    create_engine,
-    or_,
-    select,
-)
+from sqlalchemy import create_engine, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fingerprinting.capture import redact_url
 
+from . import catalog_health
 from .catalog_records import (
     Asset,
     CatalogError,
     Channel,
     Feed,
+    FeedStatus,
     check_datetime,
     check_source,
     check_text,
@@ -45,6 +44,7 @@ from .catalog_schema import (
     ChannelRow,
     DistributorRow,
     FeedRow,
+    FeedStatusRow,
     migrate,
     sqlite_pragmas,
     sqlite_url,
@@ -64,6 +64,8 @@ __all__ = [
     "DistributorRow",
     "Feed",
     "FeedRow",
+    "FeedStatus",
+    "FeedStatusRow",
     "sqlite_url",
 ]
 
@@ -284,6 +286,20 @@ class Catalog:
     def remove_feed(self, feed_id: int) -> None:
         """Delete a feed (its recordings' postings are removed by the caller)."""
         self._delete(FeedRow, feed_id, "feed")
+
+    # -- live ingestion health (reference_index.catalog_health) ------------------------------
+    def report_feed_status(self, statuses: Iterable[FeedStatus]) -> None:
+        """Upsert the live ingester's statuses in one transaction; statuses of feeds no
+        longer in the catalog are skipped (:func:`catalog_health.report_feed_status`)."""
+        catalog_health.report_feed_status(self.engine, statuses)
+
+    def feed_statuses(self, channel_id: str | None = None) -> dict[int, FeedStatus]:
+        """Latest ingestion status by feed id, of one channel (unknown: :class:`CatalogError`)
+        or of all; feeds never ingested are absent."""
+        with Session(self.engine) as s:
+            if channel_id is not None:
+                self._channel_row(s, channel_id)
+            return catalog_health.feed_statuses(s, channel_id)
 
     def _delete(self, model: type[Base], row_id: int, what: str) -> None:
         with Session(self.engine) as s, s.begin():

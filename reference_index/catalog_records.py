@@ -1,4 +1,5 @@
-"""What the catalog hands out: frozen records of channels, feeds and assets.
+"""What the catalog hands out: frozen records of channels, feeds, their ingestion health
+and assets.
 
 Feed URLs may carry credentials (Xtream user and password, tokens): every printed form of
 a record masks them (:func:`fingerprinting.capture.redact_url`); the raw URL stays on the
@@ -14,14 +15,23 @@ from urllib.parse import urlsplit
 
 from fingerprinting.capture import redact_url
 
-from .catalog_schema import AssetRow, ChannelRow, DistributorRow, FeedRow
+from .catalog_schema import (
+    FEED_STATES,
+    AssetRow,
+    ChannelRow,
+    DistributorRow,
+    FeedRow,
+    FeedStatusRow,
+)
 from .distributors import Distributor
 
 __all__ = [
+    "FEED_STATES",
     "Asset",
     "CatalogError",
     "Channel",
     "Feed",
+    "FeedStatus",
     "as_utc",
     "check_datetime",
     "check_source",
@@ -30,6 +40,7 @@ __all__ = [
     "to_channel",
     "to_distributor",
     "to_feed",
+    "to_feed_status",
 ]
 
 
@@ -96,6 +107,76 @@ class Feed:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class FeedStatus:
+    """Health of one feed's live ingestion, as its ingester reports it (keyword-only).
+
+    Attributes
+    ----------
+    feed_id : int
+        The feed (:attr:`Feed.id`).
+    state : str
+        One of :data:`FEED_STATES`: ``starting``, ``live``, ``reconnecting``, ``stopped``.
+    ingester : str
+        Who owns the feed, e.g. ``"host:pid"``: tells two ingesters of one feed apart.
+    last_posting_utc : datetime or None
+        UTC end of the media most recently indexed (``None``: nothing indexed yet).
+    lag_seconds : float or None
+        Wall clock minus ``last_posting_utc`` when that media was indexed, in seconds: how
+        far behind live the index is (a restream can only be matched once indexed).
+    chunks, errors, reconnects : int
+        Chunks indexed, failures and reconnections since the ingester started the feed.
+    last_error_reason, last_error_message : str or None
+        Short machine reason (``"timeout"``) and human message of the latest failure; the
+        message is redacted by the caller (feed URLs carry credentials).
+    last_error_utc : datetime or None
+        When that failure happened, UTC.
+    updated_utc : datetime
+        When the ingester made this report, UTC (its own clock): an old value means the
+        ingester is gone or stuck (:meth:`age_seconds`).
+    """
+
+    feed_id: int
+    state: str
+    ingester: str
+    last_posting_utc: datetime | None = None
+    lag_seconds: float | None = None
+    chunks: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    last_error_reason: str | None = None
+    last_error_message: str | None = None
+    last_error_utc: datetime | None = None
+    updated_utc: datetime
+
+    def age_seconds(self, now: datetime | None = None) -> float:
+        """Seconds from :attr:`updated_utc` to ``now`` (default: the current UTC time;
+        naive values are UTC), to tell a stale report from a fresh one."""
+        when = datetime.now(UTC) if now is None else as_utc(now)
+        return (when - as_utc(self.updated_utc)).total_seconds()
+
+    def as_dict(self) -> dict:
+        """JSON-ready form, times as ISO 8601 strings (``None`` stays ``None``)."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "feed_id": self.feed_id,
+            "state": self.state,
+            "ingester": self.ingester,
+            "last_posting_utc": iso(self.last_posting_utc),
+            "lag_seconds": self.lag_seconds,
+            "chunks": self.chunks,
+            "errors": self.errors,
+            "reconnects": self.reconnects,
+            "last_error_reason": self.last_error_reason,
+            "last_error_message": self.last_error_message,
+            "last_error_utc": iso(self.last_error_utc),
+            "updated_utc": iso(self.updated_utc),
+        }
+
+
 @dataclass(frozen=True, repr=False)
 class Asset:
     """A VOD/catch-up recording of a channel; ``source`` is a path or URL (raw, for
@@ -142,6 +223,26 @@ def to_feed(row: FeedRow) -> Feed:
         float(row.retention_hours),
         row.label,
         as_utc(row.created_at),
+    )
+
+
+def to_feed_status(row: FeedStatusRow) -> FeedStatus:
+    def utc(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+    return FeedStatus(
+        feed_id=row.feed_id,
+        state=row.state,
+        ingester=row.ingester,
+        last_posting_utc=utc(row.last_posting_utc),
+        lag_seconds=row.lag_seconds,
+        chunks=row.chunks,
+        errors=row.errors,
+        reconnects=row.reconnects,
+        last_error_reason=row.last_error_reason,
+        last_error_message=row.last_error_message,
+        last_error_utc=utc(row.last_error_utc),
+        updated_utc=as_utc(row.updated_utc),
     )
 
 

@@ -25,15 +25,22 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "FEED_STATES",
     "AssetRow",
     "Base",
     "ChannelRow",
     "DistributorRow",
     "FeedRow",
+    "FeedStatusRow",
     "migrate",
     "sqlite_pragmas",
     "sqlite_url",
 ]
+
+
+#: States of a feed's live ingestion: ``starting`` (ingester took the feed, nothing indexed
+#: yet), ``live`` (indexing), ``reconnecting`` (feed lost, retrying), ``stopped`` (released).
+FEED_STATES = ("starting", "live", "reconnecting", "stopped")
 
 
 class Base(DeclarativeBase):
@@ -72,6 +79,42 @@ class FeedRow(Base):
     retention_hours: Mapped[float] = mapped_column(Float, server_default="48")
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedStatusRow(Base):
+    """Health of a feed's live ingestion, as its ingester last reported it (one row per
+    feed, upserted; deleted with the feed by ``ON DELETE CASCADE``)."""
+
+    __tablename__ = "feed_status"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{state}'" for state in FEED_STATES) + ")",
+            name="ck_feed_status_state",
+        ),
+        CheckConstraint(
+            "chunks >= 0 AND errors >= 0 AND reconnects >= 0", name="ck_feed_status_counts"
+        ),
+    )
+
+    feed_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey(
+            "reference_feeds.id", ondelete="CASCADE", name="fk_feed_status_feed_id_reference_feeds"
+        ),
+        primary_key=True,
+        autoincrement=False,
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    ingester: Mapped[str] = mapped_column(String(255))
+    last_posting_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lag_seconds: Mapped[float | None] = mapped_column(Float)
+    chunks: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    reconnects: Mapped[int] = mapped_column(Integer)
+    last_error_reason: Mapped[str | None] = mapped_column(String(100))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    last_error_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AssetRow(Base):

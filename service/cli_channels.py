@@ -160,6 +160,73 @@ def feeds_list(
     Console().print(table)
 
 
+@feeds_app.command("health")
+def feeds_health(
+    channel_id: Annotated[
+        str | None, typer.Option("--channel", metavar="ID", help="Only this channel's feeds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Show how live ingestion of each feed is doing, as its ingester last reported.
+
+    Lag is how far behind live the index was when the newest media was indexed, in seconds;
+    "updated" is how long ago the ingester last reported (an old report: the ingester is
+    gone or stuck). A feed never ingested has no state (JSON: ``"status": null``); JSON
+    times are ISO 8601 UTC.
+    """
+    settings = settings_from_env()
+    catalog = open_catalog(settings)
+    try:
+        feeds = catalog.feeds(channel_id)
+        statuses = catalog.feed_statuses(channel_id)
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    rows = [
+        {**f.as_dict(), "status": st.as_dict() if (st := statuses.get(f.id)) else None}
+        for f in feeds
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+
+    def second(iso: str | None) -> str:  # "2025-01-01T06:00:03.5+00:00" -> "2025-01-01 06:00:03"
+        return iso[:19].replace("T", " ") if iso else ""
+
+    table = Table(
+        "id", "channel", "label", "state", "last posting UTC", "lag s", "errors", "reconn.",
+        "last error", "updated",
+    )  # fmt: skip
+    for column in table.columns:
+        column.overflow = "fold"  # never "…": a cut state or time would mislead
+    table.columns[3].no_wrap = True  # "reconnecting" whole, even on 80 columns
+    for r in rows:
+        st = r["status"] or {}
+        lag = st.get("lag_seconds")
+        updated = statuses[r["id"]].age_seconds() if st else None
+        table.add_row(
+            str(r["id"]),
+            r["channel_id"],
+            r["label"] or "",
+            st.get("state", "never ingested" if r["enabled"] else "disabled"),
+            second(st.get("last_posting_utc")),
+            "" if lag is None else f"{lag:.1f}",
+            str(st.get("errors", "")),
+            str(st.get("reconnects", "")),
+            st.get("last_error_reason") or "",
+            "" if updated is None else f"{_age(updated)} ago",
+        )
+    Console().print(table)
+
+
+def _age(seconds: float) -> str:
+    """A duration in seconds as a short age: ``"42 s"``, ``"5 min"``, ``"7 h"``, ``"3 d"``."""
+    seconds = max(seconds, 0.0)  # the ingester's clock may be a little ahead of ours
+    for unit, size, limit in (("s", 1, 120), ("min", 60, 120), ("h", 3600, 48)):
+        if seconds < size * limit:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds // 86400)} d"
+
+
 def _set_feed_enabled(feed_id: int, enabled: bool) -> None:
     try:
         feed = open_catalog(settings_from_env()).set_feed_enabled(feed_id, enabled)

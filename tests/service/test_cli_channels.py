@@ -1,10 +1,11 @@
 """`vigie channels` feeds, distributors and removal, run as a user would (subprocesses)."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from reference_index.catalog import Catalog, sqlite_url
+from reference_index.catalog import Catalog, FeedStatus, sqlite_url
 from reference_index.index import Index
 from service.media import synth_programme, write_audio
 
@@ -95,6 +96,91 @@ def test_feed_errors_are_one_line(vigie, tmp_path):
     )
     _one_line_error(vigie(data, "channels", "feeds", "enable", "7", check=False), "no feed 7")
     _one_line_error(vigie(data, "channels", "feeds", "list", "nope", check=False), "no channel")
+
+
+def test_feeds_health_with_and_without_statuses(vigie, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    vigie(data, "channels", "add", "tf1", "--name", "TF1")
+    vigie(data, "channels", "add", "arte", "--name", "Arte")
+    vigie(data, "channels", "feeds", "add", "tf1", FEED, "--label", "TNT R1")
+    vigie(data, "channels", "feeds", "add", "tf1", "/dev/capture0", "--disabled")
+    vigie(data, "channels", "feeds", "add", "arte", "http://x/arte.m3u8")
+
+    never = _json(vigie, data, "channels", "feeds", "health")
+    assert [(r["id"], r["status"]) for r in never] == [(3, None), (1, None), (2, None)]
+    table = vigie(data, "channels", "feeds", "health")
+    assert "never ingested" in table.stdout and "disabled" in table.stdout
+
+    catalog = Catalog(sqlite_url(data / "vigie.db"))  # as the live ingester reports
+    catalog.report_feed_status(
+        [
+            FeedStatus(
+                feed_id=1,
+                state="reconnecting",
+                ingester="ingest-1:4242",
+                last_posting_utc=datetime(2025, 3, 1, 20, 0, 2, tzinfo=UTC),
+                lag_seconds=6.5,
+                chunks=40,
+                errors=3,
+                reconnects=2,
+                last_error_reason="http_403",
+                last_error_message="GET http://panel.example:8080/live/***/***/101.m3u8: 403",
+                last_error_utc=datetime(2025, 3, 1, 20, 0, 4, tzinfo=UTC),
+                updated_utc=datetime(2025, 3, 1, 20, 0, 5, tzinfo=UTC),
+            ),
+            FeedStatus(
+                feed_id=3,
+                state="live",
+                ingester="ingest-1:4242",
+                updated_utc=datetime(2025, 3, 1, 20, 0, 5, tzinfo=UTC),
+            ),
+        ]
+    )
+    catalog.close()
+
+    rows = _json(vigie, data, "channels", "feeds", "health", "--channel", "tf1")
+    assert [r["id"] for r in rows] == [1, 2]
+    feed, status = rows[0], rows[0]["status"]
+    assert feed["url"] == "http://panel.example:8080/live/***/***/101.m3u8"
+    assert feed["label"] == "TNT R1" and feed["enabled"] is True
+    assert status == {
+        "feed_id": 1,
+        "state": "reconnecting",
+        "ingester": "ingest-1:4242",
+        "last_posting_utc": "2025-03-01T20:00:02+00:00",
+        "lag_seconds": 6.5,
+        "chunks": 40,
+        "errors": 3,
+        "reconnects": 2,
+        "last_error_reason": "http_403",
+        "last_error_message": "GET http://panel.example:8080/live/***/***/101.m3u8: 403",
+        "last_error_utc": "2025-03-01T20:00:04+00:00",
+        "updated_utc": "2025-03-01T20:00:05+00:00",
+    }
+    assert rows[1]["status"] is None  # the disabled capture card was never ingested
+    narrow = vigie(data, "channels", "feeds", "health")  # 80 columns: cells fold...
+    assert "reconnecting" in narrow.stdout  # ...but never the state
+    monkeypatch.setenv("COLUMNS", "200")
+    table = vigie(data, "channels", "feeds", "health")
+    for fragment in (
+        "reconnecting", "live", "6.5", "http_403", "2025-03-01 20:00:02", "TNT R1", " d ago",
+    ):  # fmt: skip
+        assert fragment in table.stdout, (fragment, table.stdout)
+    unknown = vigie(data, "channels", "feeds", "health", "--channel", "nope", check=False)
+    _one_line_error(unknown, "no channel 'nope'")
+    _no_secrets(narrow, table, unknown)
+    assert SECRET_PASS not in json.dumps(rows)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(-2, "0 s"), (42.4, "42 s"), (119, "119 s"), (120, "2 min"), (7199, "119 min"),
+     (7200, "2 h"), (47 * 3600, "47 h"), (48 * 3600, "2 d")],
+)  # fmt: skip
+def test_health_ages_are_short(seconds, shown):
+    from service.cli_channels import _age
+
+    assert _age(seconds) == shown
 
 
 def test_distributors_round_trip(vigie, tmp_path):
