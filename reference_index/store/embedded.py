@@ -163,11 +163,9 @@ class EmbeddedStore:
         prefixes = np.asarray(prefixes, np.uint64)
         found = [seg.lookup_prefix(prefixes, bits) for seg in self._part_segments(part, within)]
         hk, ht, hf = self._head.part(part)
-        if hk.size:
-            width = np.uint64(8 * self.key_dtype.itemsize - bits)
-            head_prefix = hk.astype(np.uint64) >> width
-            qpos, pos = equal_ranges(head_prefix, prefixes)
-            found.append((qpos, ht[pos], hf[pos], hk[pos]))
+        width = np.uint64(8 * self.key_dtype.itemsize - bits)
+        qpos, pos = equal_ranges(hk.astype(np.uint64) >> width, prefixes)
+        found.append((qpos, ht[pos], hf[pos], hk[pos]))
         return self._hits(found, within)
 
     def _part_segments(self, part: int, within: FrameWindow | None = None) -> list[Segment]:
