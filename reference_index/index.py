@@ -202,11 +202,16 @@ class Index:
         keep = frames >= 0  # a feed stamped before its track began: nothing to place it on
         self.store("video" if is_video else "audio").append(track.id, keys[..., keep], frames[keep])
 
-    def flush_live(self, covered: Mapping[str, Mapping[int, list[tuple[float, float]]]]) -> None:
+    def flush_live(
+        self, covered: Mapping[str, Mapping[int, list[tuple[float, float]]]]
+    ) -> dict[str, list[str]]:
         """Write queued live postings, with the UTC intervals each track covered, keyed by
-        modality then track id (see :meth:`EmbeddedStore.flush`)."""
-        for modality in MODALITIES:
-            self.store(modality).flush(dict(covered.get(modality, {})))
+        modality then track id (see :meth:`EmbeddedStore.flush`). Returns the segments
+        written per modality."""
+        return {
+            modality: self.store(modality).flush(dict(covered.get(modality, {})))
+            for modality in MODALITIES
+        }
 
     def retain(
         self,

@@ -155,12 +155,22 @@ class LiveWriter:
             with self._lock:
                 self._covered[modality].setdefault(track.id, []).append((start, end))
 
-    def flush(self) -> None:
-        """Write everything queued (one segment per key space and modality)."""
+    def flush(self) -> dict:
+        """Write everything queued (one segment per key space and modality).
+
+        Returns what was committed: ``{"segments": {modality: [names]}, "covered_until":
+        {modality: {track_id: UTC epoch}}}``, for logs (and crash tests) to hold it to.
+        """
         with self._lock:
             covered, self._covered = self._covered, {"audio": {}, "video": {}}
-            self.index.flush_live(covered)
+            written = self.index.flush_live(covered)
             self.flushed_utc = time.time()
+        until = {
+            m: {tid: max(end for _, end in spans) for tid, spans in per.items()}
+            for m, per in covered.items()
+            if per
+        }
+        return {"segments": {m: n for m, n in written.items() if n}, "covered_until": until}
 
 
 @dataclass

@@ -315,22 +315,22 @@ class EmbeddedStore:
         """Postings waiting in the head for the next flush."""
         return self._head.size
 
-    def flush(self, covered: dict[int, list[tuple[float, float]]] | None = None) -> None:
+    def flush(self, covered: dict[int, list[tuple[float, float]]] | None = None) -> list[str]:
         """Write the head as one segment per part, extend its tracks' lengths, and record
         the UTC intervals ``covered`` per track (what was followed, postings or not).
 
         Coverage is committed with the postings it covers, in one manifest: after a crash
-        the index never claims to have seen what it lost.
+        the index never claims to have seen what it lost. Returns the new segments' names.
         """
         if not self._head and not covered:
-            return
+            return []
         keys, tracks, frames = self._head.postings()
+        written: list[str] = []
         with self._transaction() as manifest:
             if tracks.size:
                 for part, part_keys in enumerate(keys):
-                    manifest["segments"].append(
-                        self._new_segment(manifest, part_keys, tracks, frames, part)
-                    )
+                    written.append(self._new_segment(manifest, part_keys, tracks, frames, part))
+                manifest["segments"].extend(written)
                 ends = np.zeros(int(tracks.max()) + 1, np.int64)
                 np.maximum.at(ends, tracks, frames + 1)
                 for tid in np.unique(tracks).tolist():
@@ -343,6 +343,7 @@ class EmbeddedStore:
                     old = [tuple(iv) for iv in coverage.get(str(tid), [])]
                     coverage[str(tid)] = merge_intervals(old + list(intervals))
         self._head.clear()
+        return written
 
     def retain(self, cutoff_utc: dict[int, float]) -> int:
         """Drop the segments whose postings are all older than their live track's cutoff
