@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -157,8 +158,14 @@ def scan_cmd(
             evidence.append(f"{m['video']['frames_matched']} aligned frames")
         if m["modalities_agree"] is False:
             evidence.append("audio and video disagree on the offset")
+        where = f"at {m['offset_seconds']} s"
+        if m["reference"] == "live":
+            aired = datetime.fromtimestamp(m["offset_seconds"], UTC).isoformat(timespec="seconds")
+            where = f"live (aired {aired})"
+            if m["delay_seconds"] is not None:
+                where += f", {m['delay_seconds']} s behind"
         typer.echo(
-            f"match: channel {m['channel_id']} at {m['offset_seconds']} s, speed {m['speed']}, "
+            f"match: channel {m['channel_id']} {where}, speed {m['speed']}, "
             f"confidence {m['confidence']}, " + ", ".join(evidence)
         )
     typer.echo(json.dumps(data))

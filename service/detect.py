@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from fingerprinting import audio, video
-from fingerprinting.capture import CapturePlan, GuardedClient, Sample, redact_url, sample
+from fingerprinting.capture import (
+    CapturePlan,
+    GuardedClient,
+    Sample,
+    live_edge_start,
+    redact_url,
+    sample,
+)
 from fingerprinting.decode import FrameBatch, iter_media
 from reference_index.index import Candidate, Index
 
@@ -21,6 +28,7 @@ __all__ = [
     "fuse",
     "scan_media",
     "scan_source",
+    "sample_airing",
     "scan_url",
 ]
 
@@ -48,6 +56,12 @@ class Match:
         The channel's best alignment in each modality (``None``: none found).
     modalities_agree : bool or None
         Both modalities aligned on this channel at the same place (``None``: only one did).
+    reference : str
+        ``"live"``: aligned with a live feed (``offset_seconds`` is then the UTC epoch at
+        which the channel aired the sample's start); ``"asset"``: with a recording
+        (seconds into it).
+    delay_seconds : float or None
+        For live matches of a dated sample: how far the suspect runs behind the channel.
     """
 
     channel_id: str
@@ -57,6 +71,8 @@ class Match:
     audio: Candidate | None
     video: Candidate | None
     modalities_agree: bool | None
+    reference: str = "asset"
+    delay_seconds: float | None = None
 
     def as_dict(self) -> dict:
         """JSON shape of one entry of ``matches``."""
@@ -68,6 +84,8 @@ class Match:
             "audio": _evidence_dict(self.audio, "votes"),
             "video": _evidence_dict(self.video, "frames_matched"),
             "modalities_agree": self.modalities_agree,
+            "reference": self.reference,
+            "delay_seconds": None if self.delay_seconds is None else round(self.delay_seconds, 2),
         }
 
 
@@ -95,6 +113,9 @@ class ScanResult:
     audio_seconds: float = 0.0
     video_frames: int = 0
     disagreement: bool = False
+    aired_utc: float | None = None
+    aired_basis: str | None = None
+    coverage: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """The public JSON shape of ``vigie scan --json``."""
@@ -106,7 +127,10 @@ class ScanResult:
                 "source": self.source,
                 "audio_seconds": round(self.audio_seconds, 3),
                 "video_frames": self.video_frames,
+                "aired_utc": self.aired_utc,
+                "aired_basis": self.aired_basis,
             },
+            "live_coverage": {k: round(v, 3) for k, v in sorted(self.coverage.items())},
             "disagreement": self.disagreement,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
         }
@@ -216,8 +240,24 @@ def scan_url(
     )
     got = sample(url, plan, client=client)
     shown = redact_url(got.evidence.requested_url)  # without the Kodi |header suffix
-    result = scan_media(got.pcm, got.frames, index, min_confidence, shown, started)
+    aired, basis = sample_airing(got)
+    result = scan_media(
+        got.pcm, got.frames, index, min_confidence, shown, started, aired=aired, basis=basis
+    )
     return result, got
+
+
+def sample_airing(got: Sample) -> tuple[float, str]:
+    """When the sample's first media aired at the suspect (UTC epoch) and how that is known.
+
+    ``"live_edge"``: bounded from the live playlist's reloads (see
+    :mod:`fingerprinting.capture.timing`); otherwise ``"capture_start"``, the wall clock
+    when the capture began (for a continuous stream, its media is what was sent then).
+    """
+    edge = live_edge_start(got.evidence)
+    if edge is not None:
+        return edge.timestamp(), "live_edge"
+    return got.started_utc.timestamp(), "capture_start"
 
 
 def scan_media(
@@ -227,16 +267,30 @@ def scan_media(
     min_confidence: float,
     source: str,
     started: float,
+    *,
+    aired: float | None = None,
+    basis: str | None = None,
 ) -> ScanResult:
     """Align decoded sound (mono float32 at the index's rate) and frames (at its query
     rate) with the index, fuse the modalities and decide. ``started``: perf_counter at
-    the start of the scan, for its elapsed time."""
+    the start of the scan, for its elapsed time.
+
+    ``aired`` (UTC epoch seconds, how it is known in ``basis``): when the sample's media
+    aired at the suspect. Live references are then searched only in the default window
+    before it (a live restream shows what the channel aired shortly before), and live
+    matches get their delay; without it (files), live references are searched whole.
+    Recordings are always searched whole.
+    """
     pa, pv = index.audio_params, index.video_params
-    audio_cands: list[Candidate] = []
-    if pcm.size:
-        audio_cands = index.query_audio(audio.query_peaks(pcm, pa))
-    video_cands = index.query_video(video.video_query(frames, pv)) if len(frames) else []
-    matches = [m for m in fuse(audio_cands, video_cands) if m.confidence >= min_confidence]
+    found = index.query(
+        audio.query_peaks(pcm, pa) if pcm.size else None,
+        video.video_query(frames, pv) if len(frames) else None,
+        around=aired,
+    )
+    audio_cands, video_cands = found.audio, found.video
+    matches = [
+        _live(m, aired) for m in fuse(audio_cands, video_cands) if m.confidence >= min_confidence
+    ]
     audio_seconds = pcm.size / pa.sample_rate
     video_seconds = len(frames) / pv.query_fps
     return ScanResult(
@@ -248,7 +302,19 @@ def scan_media(
         audio_seconds=audio_seconds,
         video_frames=len(frames),
         disagreement=_disagree(audio_cands, video_cands, min_confidence),
+        aired_utc=aired,
+        aired_basis=basis,
+        coverage=found.coverage,
     )
+
+
+def _live(m: Match, aired: float | None) -> Match:
+    """Say whether ``m`` aligned with a live feed, and its delay when the sample is dated."""
+    lead = min((c for c in (m.audio, m.video) if c is not None), key=lambda c: c.p_value)
+    if lead.track.kind != "live":
+        return m
+    delay = None if aired is None else aired - lead.offset_seconds
+    return replace(m, reference="live", delay_seconds=delay)
 
 
 def _disagree(audio_cands: list[Candidate], video_cands: list[Candidate], floor: float) -> bool:

@@ -17,6 +17,7 @@ from .options import StreamOptions, split_kodi_url
 from .playlists import PlaylistEntry, PlaylistError, iter_m3u, iter_m3u_bytes, looks_like_hls
 from .redact import Redactor, redact_url
 from .sample import CapturePlan, Sample, sample
+from .timing import live_edge_start
 
 __all__ = [
     "BLOCKED_NETWORKS",
@@ -46,6 +47,7 @@ __all__ = [
     "follow",
     "iter_m3u",
     "iter_m3u_bytes",
+    "live_edge_start",
     "looks_like_hls",
     "read_channel_list",
     "redact_url",

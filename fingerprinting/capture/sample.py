@@ -35,6 +35,7 @@ from .options import StreamOptions, split_kodi_url
 from .redact import redact_url
 from .runs import Decoded, decode_once, decode_pieces, merge, video_seconds
 from .sniff import media_kind
+from .timing import probe_live_edge
 
 __all__ = ["CapturePlan", "Sample", "sample"]
 
@@ -72,6 +73,10 @@ class CapturePlan:
         Our own side, for the evidence (which network, VPN exit, or monitoring account).
     allow_local_files : bool
         Accept a local path (the CLI does; the service never lets a bot name a file).
+    edge_timing : bool
+        After a live HLS sample, poll its playlist until the next segment appears (at most
+        1.5 target durations), so the sample's airing time, and a restream's delay, are
+        known to a fraction of a second (:mod:`.timing`).
     """
 
     seconds: float = 10.0
@@ -85,6 +90,7 @@ class CapturePlan:
     options: StreamOptions = field(default_factory=StreamOptions)
     egress_note: str = ""
     allow_local_files: bool = False
+    edge_timing: bool = True
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.min_seconds <= 0 or self.deadline_seconds <= 0:
@@ -267,6 +273,8 @@ def _from_hls(
         )
     else:
         decoded = _beside(follow(main), follow(audio_url), plan, fetcher.evidence, shown)
+    if plan.edge_timing:
+        probe_live_edge(fetcher, main, plan.hls)
     media_start = next(
         (r.program_date_time for r in fetcher.evidence.ranges if r.program_date_time), None
     )

@@ -55,8 +55,17 @@ def test_scan_detects_a_pirate_copy(vigie, indexed, tmp_path, factor):
     piece = change_speed(programmes["news"][40 * SR : 55 * SR], factor)
     path = write_audio(tmp_path / "pirate.mp3", piece, SR, bitrate=48_000)
     out = json.loads(vigie(data, "scan", str(path), "--json", "--seconds", "10").stdout)
-    assert set(out) == {"verdict", "matches", "sample", "disagreement", "elapsed_seconds"}
+    assert set(out) == {
+        "verdict",
+        "matches",
+        "sample",
+        "disagreement",
+        "elapsed_seconds",
+        "live_coverage",
+    }
     assert out["verdict"] == "match" and out["disagreement"] is False
+    # A file is not dated: live references would be searched whole, and none is blind.
+    assert out["sample"]["aired_utc"] is None and out["live_coverage"] == {}
     best = out["matches"][0]
     assert set(best) == {
         "channel_id",
@@ -66,7 +75,10 @@ def test_scan_detects_a_pirate_copy(vigie, indexed, tmp_path, factor):
         "audio",
         "video",
         "modalities_agree",
+        "reference",
+        "delay_seconds",
     }
+    assert best["reference"] == "asset" and best["delay_seconds"] is None
     assert best["channel_id"] == "news"
     assert best["offset_seconds"] == pytest.approx(40.0, abs=0.2)
     assert best["speed"] == pytest.approx(factor, abs=0.01)
@@ -78,6 +90,8 @@ def test_scan_detects_a_pirate_copy(vigie, indexed, tmp_path, factor):
         "source": str(path),
         "audio_seconds": pytest.approx(10.0, abs=0.1),
         "video_frames": 0,
+        "aired_utc": None,
+        "aired_basis": None,
     }
 
 
