@@ -1,14 +1,20 @@
-"""Batch indexing of recordings into a channel, in parallel processes.
+"""Batch indexing of recordings into a channel, in parallel processes, resumable.
 
 Workers decode and fingerprint (CPU-bound: one process per core), audio and video from one
-pass over each file; the parent alone writes to the index, one committed track per
-recording and modality, so a crash loses at most the recordings in flight and a re-run
-replaces rather than duplicates.
+pass over each file; the parent alone writes to the index. A run is a *job* (named from
+the channel and the recordings): each recording's tracks are staged (durable, invisible
+to queries) and listed in the job's file as done, and when every recording is done the
+job is published: each modality swaps in all its new tracks in one commit, replacing the
+old ones of the same recordings. So queries never see a half-re-indexed channel, a crash
+loses at most the recordings in flight, and re-running the same command resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -21,10 +27,21 @@ from fingerprinting.decode import DecodeError, FrameBatch, iter_media
 from fingerprinting.params import AudioParams, VideoParams
 from fingerprinting.types import AudioPrint, VideoPrint
 
+from .generations import Recording, current_generation, new_generation, recordings, swap
 from .index import Index
 from .store.base import Track
+from .store.manifest import write_json_atomic
 
-__all__ = ["MEDIA_SUFFIXES", "IndexedFile", "expand_sources", "fingerprint_file", "reindex"]
+__all__ = [
+    "MEDIA_SUFFIXES",
+    "IndexedFile",
+    "expand_sources",
+    "fingerprint_file",
+    "job_name",
+    "reindex",
+    "reindex_all",
+    "stamp_of",
+]
 
 #: File name suffixes taken from folders (explicitly named files are always tried).
 MEDIA_SUFFIXES = frozenset(
@@ -147,6 +164,32 @@ def _work(
         return source, None, str(exc)
 
 
+def stamp_of(source: str) -> str:
+    """Version of a recording: size and modification time of a file ("" for a URL), so a
+    resumed job redoes a recording that changed since it was staged."""
+    try:
+        st = os.stat(source)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def job_name(channel_id: str, sources: list[str]) -> str:
+    """The job of indexing ``sources`` into ``channel_id``: the same command, the same job."""
+    text = "\n".join([channel_id, *sorted(sources)])
+    return "reindex-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _job_file(index: Index, job: str) -> Path:
+    return index.home / "jobs" / f"{job}.json"
+
+
+def _job_done(index: Index, job: str) -> dict[str, dict]:
+    """Recordings the job has staged whole: source -> {stamp, seconds, error}."""
+    path = _job_file(index, job)
+    return json.loads(path.read_text())["done"] if path.exists() else {}
+
+
 def reindex(
     index: Index,
     channel_id: str,
@@ -157,37 +200,108 @@ def reindex(
 ) -> list[IndexedFile]:
     """Fingerprint ``sources`` into ``channel_id``; returns one :class:`IndexedFile` each.
 
-    A recording that was indexed before is replaced. ``jobs`` > 1 uses that many worker
-    processes. The index is compacted at the end so queries search few segments.
+    Recordings indexed before are replaced, all at once at the end (see the module
+    docstring); recordings a killed run of the same job had finished are not fingerprinted
+    again. ``jobs`` > 1 uses that many worker processes. The index is compacted at the end
+    so queries search few segments.
     """
+    job = job_name(channel_id, sources)
+    path = _job_file(index, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done_before = _job_done(index, job)
+    staged = {m: index.store(m).staged(job) for m in ("audio", "video")}
     results: list[IndexedFile] = []
+    record = {"channel_id": channel_id, "done": dict(done_before)}
+
+    def report(done: IndexedFile) -> None:
+        results.append(done)
+        if on_done:
+            on_done(done)
 
     def commit(source: str, prints: RecordingPrints | None, error: str | None) -> None:
         if prints is None:
             done = IndexedFile(source, {}, 0.0, error)
         else:
             tracks = {
-                modality: index.add_recording(channel_id, source, fp)
-                for modality, fp in (("audio", prints.audio), ("video", prints.video))
+                modality: index.add_recording(
+                    channel_id, source, fp, stamp=stamp_of(source), job=job
+                )
+                for modality, fp in (("video", prints.video), ("audio", prints.audio))
                 if fp is not None
             }
             done = IndexedFile(source, tracks, prints.seconds, None)
-        results.append(done)
-        if on_done:
-            on_done(done)
+        record["done"][source] = {
+            "stamp": stamp_of(source),
+            "seconds": done.seconds,
+            "error": done.error,
+        }
+        write_json_atomic(path, record)  # after its tracks: "done" means durable
+        report(done)
 
+    todo = []
+    for src in sources:
+        before = done_before.get(src)
+        if before is not None and before["stamp"] == stamp_of(src):
+            tracks = {m: staged[m][src] for m in staged if src in staged[m]}
+            # Killed after publishing, before forgetting the job: the tracks are visible.
+            tracks = tracks or _visible_tracks(index, channel_id, src)
+            report(IndexedFile(src, tracks, before["seconds"], before["error"]))
+        else:
+            todo.append(src)
     params = (index.audio_params, index.video_params)
-    if jobs <= 1 or len(sources) <= 1:
-        for src in sources:
+    if jobs <= 1 or len(todo) <= 1:
+        for src in todo:
             commit(*_work(src, *params))
     else:
         ctx = mp.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            for src, prints, err in _as_completed(pool, sources, params, jobs):
+            for src, prints, err in _as_completed(pool, todo, params, jobs):
                 commit(src, prints, err)
+    index.publish(job)
+    path.unlink(missing_ok=True)
     index.audio.compact()
     index.video.compact()
     return results
+
+
+def _visible_tracks(index: Index, channel_id: str, source: str) -> dict[str, Track]:
+    found = {}
+    for modality in ("audio", "video"):
+        for t in index.store(modality).tracks().values():
+            if t.channel_id == channel_id and t.source == source:
+                found[modality] = t
+    return found
+
+
+def reindex_all(
+    root: Path,
+    extra: list[Recording] | None = None,
+    *,
+    jobs: int = 1,
+    on_done: Callable[[IndexedFile], None] | None = None,
+    audio_params: AudioParams = AudioParams(),
+    video_params: VideoParams = VideoParams(),
+) -> tuple[str, list[IndexedFile]]:
+    """Rebuild every recording of the current generation (and ``extra`` ones, such as the
+    catalog's assets) into a new generation with these parameters, then swap it in.
+
+    Returns the new generation's name and one :class:`IndexedFile` per recording. Live
+    postings are not carried over (their media is gone): live feeds fill the new
+    generation again as they are ingested. Killed midway, the next call resumes.
+    """
+    root = Path(root)
+    wanted = set(recordings(root / current_generation(root))) | set(extra or [])
+    params = {"audio": audio_params.as_dict(), "video": video_params.index_dict()}
+    name = new_generation(root, params)
+    index = Index(root, audio_params, video_params, generation=name)
+    by_channel: dict[str, list[str]] = {}
+    for rec in sorted(wanted, key=lambda r: (r.channel_id, r.source)):
+        by_channel.setdefault(rec.channel_id, []).append(rec.source)
+    results = []
+    for channel_id, sources in by_channel.items():
+        results += reindex(index, channel_id, sources, jobs=jobs, on_done=on_done)
+    swap(root, name)
+    return name, results
 
 
 def _as_completed(

@@ -21,6 +21,7 @@ from fingerprinting.align import Alignment, NullCalibration, vote
 from fingerprinting.params import AudioParams, VideoParams
 from fingerprinting.types import AudioPrint, Peaks, VideoPrint, VideoQuery
 
+from .generations import current_generation
 from .mih import chunk_keys, distinct_rows, near_hashes
 from .store.base import FrameWindow, PostingStore, Track
 from .store.embedded import EmbeddedStore
@@ -121,15 +122,19 @@ class Index:
         audio_params: AudioParams = AudioParams(),
         video_params: VideoParams = VideoParams(),
         calibrations: dict[str, NullCalibration] | None = None,
+        *,
+        generation: str | None = None,
     ):
         self.root = Path(root)
+        self.generation = generation or current_generation(self.root)
+        self.home = self.root / self.generation
         self.audio_params = audio_params
         self.video_params = video_params
         self.audio: PostingStore = EmbeddedStore(
-            self.root / "audio", audio_params.as_dict(), np.dtype(np.uint32)
+            self.home / "audio", audio_params.as_dict(), np.dtype(np.uint32)
         )
         self.video: PostingStore = EmbeddedStore(
-            self.root / "video",
+            self.home / "video",
             video_params.index_dict(),
             np.dtype(np.uint64),
             parts=video_params.chunks,
@@ -138,10 +143,19 @@ class Index:
         self.calibrations = dict(calibrations or {})
         for modality in MODALITIES:
             if modality not in self.calibrations:
-                own = self.root / modality / "calibration.json"
+                own = self.home / modality / "calibration.json"
                 self.calibrations[modality] = (
                     NullCalibration.load(own) if own.exists() else default_calibration(modality)
                 )
+
+    def swapped(self) -> bool:
+        """Another generation became current since this index was opened (reopen it)."""
+        return current_generation(self.root) != self.generation
+
+    @property
+    def params(self) -> dict:
+        """The fingerprint parameters postings are made with (what a generation records)."""
+        return {"audio": self.audio_params.as_dict(), "video": self.video_params.index_dict()}
 
     @property
     def calibration(self) -> NullCalibration:
@@ -163,9 +177,12 @@ class Index:
         *,
         kind: str = "asset",
         start: float = 0.0,
+        stamp: str = "",
+        job: str | None = None,
     ) -> Track:
         """Store a recording's fingerprint of one modality as one track, replacing an earlier
-        copy of it (same channel, source and modality)."""
+        copy of it (same channel, source and modality); with ``job``, staged until
+        :meth:`publish` (see :mod:`.store.staging`)."""
         is_video = isinstance(prints, VideoPrint)
         keys = (
             chunk_keys(prints.hashes, self.video_params.chunk_bits) if is_video else prints.hashes
@@ -179,7 +196,14 @@ class Index:
             kind=kind,
             start=start,
             length_frames=int(np.ceil(prints.duration_seconds / prints.hop_seconds)),
+            stamp=stamp,
+            job=job,
         )
+
+    def publish(self, job: str) -> None:
+        """Swap in every track ``job`` staged, video then audio (each store in one commit)."""
+        for modality in ("video", "audio"):
+            self.store(modality).publish(job)
 
     def live_track(self, modality: str, channel_id: str, source: str, start: float) -> Track:
         """The live track of one feed and modality (created at UTC ``start`` if missing)."""

@@ -137,22 +137,38 @@ class LiveWriter:
         self.index = index
         self._lock = threading.Lock()
         self._covered: dict[str, dict[int, list[tuple[float, float]]]] = {"audio": {}, "video": {}}
+        self._tracks: dict[tuple[str, int], Track] = {}
         self.flushed_utc: float | None = None
 
     def track(self, modality: str, feed: Feed, start: float) -> Track:
-        """The feed's live track of ``modality`` (created at UTC ``start`` if missing)."""
+        """The feed's live track of ``modality`` in the current generation of the index
+        (created at UTC ``start`` if missing)."""
         with self._lock:
-            return self.index.live_track(modality, feed.channel_id, feed_source(feed.id), start)
+            return self._track(modality, feed, start)
 
-    def add(self, track: Track, prints: AudioPrint | VideoPrint, utc_start: float) -> None:
-        """Queue postings whose frame 0 aired at UTC ``utc_start``."""
+    def _track(self, modality: str, feed: Feed, start: float) -> Track:
+        key = (modality, feed.id)
+        if key not in self._tracks:
+            self._tracks[key] = self.index.live_track(
+                modality, feed.channel_id, feed_source(feed.id), float(np.floor(start))
+            )
+        return self._tracks[key]
+
+    def add(
+        self, modality: str, feed: Feed, prints: AudioPrint | VideoPrint, utc_start: float
+    ) -> None:
+        """Queue a feed's postings whose frame 0 aired at UTC ``utc_start``. The track is
+        resolved here, under the lock, so a generation swap between calls cannot send
+        postings to a track of the old generation."""
         with self._lock:
-            self.index.append_live(track, prints, utc_start)
+            self.index.append_live(self._track(modality, feed, utc_start), prints, utc_start)
 
-    def cover(self, modality: str, track: Track, start: float, end: float) -> None:
-        """Record that ``track`` has every posting of UTC ``[start, end)`` queued."""
+    def cover(self, modality: str, feed: Feed, start: float, end: float) -> None:
+        """Record that the feed's ``modality`` has every posting of UTC ``[start, end)``
+        queued."""
         if end > start:
             with self._lock:
+                track = self._track(modality, feed, start)
                 self._covered[modality].setdefault(track.id, []).append((start, end))
 
     def flush(self) -> dict:
@@ -165,6 +181,11 @@ class LiveWriter:
             covered, self._covered = self._covered, {"audio": {}, "video": {}}
             written = self.index.flush_live(covered)
             self.flushed_utc = time.time()
+            if self.index.swapped():  # `vigie reindex --all` made a new generation current
+                old = self.index
+                self.index = Index(old.root, old.audio_params, old.video_params)
+                self._tracks.clear()
+                log.info("index generation %s -> %s", old.generation, self.index.generation)
         until = {
             m: {tid: max(end for _, end in spans) for tid, spans in per.items()}
             for m, per in covered.items()
@@ -221,7 +242,6 @@ class FeedLoop:
         index = writer.index
         self.audio_params = index.audio_params
         self.video_params = index.video_params
-        self._tracks: dict[str, Track] = {}
         self._run: _Run | None = None
 
     # -- the loop -------------------------------------------------------------------------
@@ -291,22 +311,16 @@ class FeedLoop:
         if chunk.pcm.size:
             self._ingest_audio(chunk, start)
         if len(chunk.frames):
-            track = self._track("video", start)
             frames = chunk.frames
             vp = video.fingerprint_frames([frames], self.video_params)
-            self.writer.add(track, vp, start)
+            self.writer.add("video", self.feed, vp, start)
             self.writer.cover(
-                "video", track, start, start + float(frames.times[-1]) + vp.hop_seconds
+                "video", self.feed, start, start + float(frames.times[-1]) + vp.hop_seconds
             )
         self.health.chunks += 1
         self.health.state = "live"
         self.health.last_posting_utc = end
         self.health.lag_seconds = time.time() - end
-
-    def _track(self, modality: str, start: float) -> Track:
-        if modality not in self._tracks:
-            self._tracks[modality] = self.writer.track(modality, self.feed, np.floor(start))
-        return self._tracks[modality]
 
     def _ingest_audio(self, chunk: LiveChunk, start: float) -> None:
         run = self._run
@@ -314,18 +328,16 @@ class FeedLoop:
             self.end_run()
             stream = AudioStream(self.audio_params, block_frames=LIVE_BLOCK_FRAMES)
             run = self._run = _Run(start, stream, start)
-        track = self._track("audio", start)
-        self.writer.add(track, run.stream.push(chunk.pcm), run.utc_start)
+        self.writer.add("audio", self.feed, run.stream.push(chunk.pcm), run.utc_start)
         final = run.utc_start + run.stream.final_frame * self.audio_params.hop_seconds
-        self.writer.cover("audio", track, run.covered_until, final)
+        self.writer.cover("audio", self.feed, run.covered_until, final)
         run.covered_until = max(run.covered_until, final)
 
     def end_run(self) -> None:
         """Hash the tail of the current audio run (its last anchors had no more context to
         wait for) and cover it."""
         run, self._run = self._run, None
-        if run is None or "audio" not in self._tracks:
+        if run is None:
             return
-        track = self._tracks["audio"]
-        self.writer.add(track, run.stream.finish(), run.utc_start)
-        self.writer.cover("audio", track, run.covered_until, run.expected_utc())
+        self.writer.add("audio", self.feed, run.stream.finish(), run.utc_start)
+        self.writer.cover("audio", self.feed, run.covered_until, run.expected_utc())

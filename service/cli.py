@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,9 +23,10 @@ from rich.progress import (
 from fingerprinting.align import NullCalibration
 from fingerprinting.capture import CaptureError, CapturePlan, GuardedClient, NetworkPolicy, sample
 from fingerprinting.decode import DecodeError
-from reference_index.batch import IndexedFile, expand_sources, reindex
+from reference_index.batch import IndexedFile, expand_sources, reindex, reindex_all
 from reference_index.calibrate import measure_null_scores
 from reference_index.catalog import CatalogError
+from reference_index.generations import Recording, current_generation, recordings
 from reference_index.index import MODALITIES
 
 from .cli_channels import channels_app
@@ -39,14 +42,33 @@ app.command("ingest")(ingest_cmd)
 
 @app.command("reindex")
 def reindex_cmd(
-    channel_id: Annotated[str, typer.Argument(metavar="ID", help="Channel to index into.")],
+    channel_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="Channel to index into.")
+    ] = None,
     sources: Annotated[
-        list[str], typer.Argument(metavar="PATH_OR_URL...", help="Recordings, folders, URLs.")
-    ],
+        list[str] | None,
+        typer.Argument(metavar="PATH_OR_URL...", help="Recordings, folders, URLs."),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Rebuild every indexed recording and catalog asset into a new index "
+            "generation (after a change of fingerprint parameters), swapped in when done.",
+        ),
+    ] = False,
 ) -> None:
-    """Fingerprint recordings into a channel (re-running replaces, never duplicates)."""
+    """Fingerprint recordings into a channel (re-running replaces, never duplicates; a
+    killed run resumes when the same command is run again)."""
     settings = settings_from_env()
+    if everything:
+        if channel_id or sources:
+            raise fail("--all rebuilds everything: give no channel or recordings with it")
+        _reindex_all(settings, jobs)
+        return
+    if not channel_id or not sources:
+        raise fail("give a channel ID and recordings (or --all)")
     try:
         open_catalog(settings).require(channel_id)
     except CatalogError as exc:
@@ -55,7 +77,25 @@ def reindex_cmd(
     if not files:
         raise fail("no media files found in " + ", ".join(sources))
     index = open_index(settings)
-    failed: list[IndexedFile] = []
+    with _progress(f"indexing {channel_id}", len(files)) as on_done:
+        results = reindex(index, channel_id, files, jobs=jobs, on_done=on_done)
+    _summary(results, f"into {channel_id}")
+
+
+def _reindex_all(settings: Settings, jobs: int) -> None:
+    root = settings.index_dir
+    extra = [Recording(a.channel_id, a.source) for a in open_catalog(settings).assets()]
+    total = len(set(recordings(root / current_generation(root))) | set(extra))
+    if total == 0:
+        raise fail("nothing to re-index: no recording in the index and no catalog asset")
+    with _progress("re-indexing everything", total) as on_done:
+        generation, results = reindex_all(root, extra, jobs=jobs, on_done=on_done)
+    _summary(results, f"into generation {generation}")
+
+
+@contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[IndexedFile], None]]:
+    """A progress bar of recordings (count, hours of media, ETA); yields its callback."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -66,20 +106,22 @@ def reindex_cmd(
         console=err,
         transient=not sys.stderr.isatty(),
     ) as progress:
-        task = progress.add_task(f"indexing {channel_id}", total=len(files), hours=0.0)
+        task = progress.add_task(what, total=total, hours=0.0)
 
         def on_done(done: IndexedFile) -> None:
-            if done.error:
-                failed.append(done)
             hours = progress.tasks[0].fields["hours"] + done.seconds / 3600.0
             progress.update(task, advance=1, hours=hours)
 
-        results = reindex(index, channel_id, files, jobs=jobs, on_done=on_done)
+        yield on_done
+
+
+def _summary(results: list[IndexedFile], where: str) -> None:
     ok = [r for r in results if r.track]
     hours = sum(r.seconds for r in ok) / 3600.0
-    typer.echo(f"indexed {len(ok)} of {len(results)} recordings ({hours:.2f} h) into {channel_id}")
-    for f in failed:
-        err.print(f"skipped: {f.error}", markup=False, highlight=False)
+    typer.echo(f"indexed {len(ok)} of {len(results)} recordings ({hours:.2f} h) {where}")
+    for f in results:
+        if f.error:
+            err.print(f"skipped: {f.error}", markup=False, highlight=False)
     if not ok:
         raise typer.Exit(2)
 
@@ -254,7 +296,7 @@ def calibrate_cmd(
     except (DecodeError, ValueError) as exc:
         raise fail(str(exc)) from None
     cal = NullCalibration.fit(scores)
-    path = Path(index.root) / modality / "calibration.json"
+    path = Path(index.home) / modality / "calibration.json"
     cal.save(path)
     typer.echo(
         f"calibrated on {cal.n_queries} null queries: slope {cal.slope:.3f}, "

@@ -35,6 +35,8 @@ class Track:
         Length in frames (1 + the last posting's frame).
     hop_seconds : float
         Seconds per frame.
+    stamp : str
+        Version of the recording indexed (size and modification time), "" if unknown.
     """
 
     id: int
@@ -44,6 +46,7 @@ class Track:
     start: float
     frames: int
     hop_seconds: float
+    stamp: str = ""
 
     @property
     def seconds(self) -> float:
@@ -60,6 +63,7 @@ class Track:
             "start": self.start,
             "frames": self.frames,
             "hop_seconds": self.hop_seconds,
+            "stamp": self.stamp,
         }
 
 

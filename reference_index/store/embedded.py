@@ -24,14 +24,24 @@ import numpy as np
 
 from .base import FrameWindow, Hits, ParamsMismatch, Track
 from .head import Head
-from .manifest import MANIFEST, empty_manifest, locked, params_diff, sweep, write_json_atomic
+from .live_tracks import LiveTracks
+from .manifest import (
+    MANIFEST,
+    empty_manifest,
+    existing_tracks,
+    locked,
+    params_diff,
+    sweep,
+    write_json_atomic,
+)
 from .segment import Segment, equal_ranges, write_segment
-from .upkeep import Spans, merge_intervals, surviving_postings
+from .staging import StagedTracks
+from .upkeep import Spans, surviving_postings
 
 __all__ = ["EmbeddedStore"]
 
 
-class EmbeddedStore:
+class EmbeddedStore(LiveTracks, StagedTracks):
     """Posting store in one folder. Safe for one writer process and many reader processes.
 
     Parameters
@@ -131,12 +141,6 @@ class EmbeddedStore:
     def posting_count(self) -> int:
         """Postings in segments (including those of removed, not yet compacted tracks)."""
         return sum(int(s.keys.size) for s in self._segments.values())
-
-    def coverage(self, track_id: int) -> list[tuple[float, float]]:
-        """UTC intervals ``(start, end)`` (epoch seconds) a live track's feed was followed
-        and flushed: outside them the reference was blind."""
-        self.refresh()
-        return [tuple(iv) for iv in self._manifest.get("coverage", {}).get(str(track_id), [])]
 
     def lookup(self, keys: np.ndarray, within: FrameWindow | None = None, *, part: int = 0) -> Hits:
         """Every posting of key space ``part`` whose key is in ``keys``; see
@@ -243,9 +247,17 @@ class EmbeddedStore:
         kind: str = "asset",
         start: float = 0.0,
         length_frames: int | None = None,
+        stamp: str = "",
+        job: str | None = None,
     ) -> Track:
         """Store a whole track in its own segment (one per part); replaces the same
-        channel+source track. ``keys`` has shape (n,), or (parts, n) for a multi-part store."""
+        channel+source track. ``keys`` has shape (n,), or (parts, n) for a multi-part store.
+
+        ``stamp`` identifies the recording's version (size and modification time), so a
+        resumed re-index knows what is done. With ``job``, the track is staged: written
+        and durable but invisible to queries until :meth:`publish` swaps in every track of
+        the job at once (see :mod:`.staging`).
+        """
         if kind not in ("asset", "live"):
             raise ValueError(f"kind must be 'asset' or 'live', not {kind!r}")
         keys = self._as_parts(keys)
@@ -261,10 +273,13 @@ class EmbeddedStore:
                         manifest, part_keys, np.full(part_keys.size, tid), frames, part
                     )
                     manifest["segments"].append(name)
+            track = Track(tid, channel_id, source, kind, float(start), length, hop_seconds, stamp)
+            if job is not None:
+                manifest.setdefault("staged", {}).setdefault(job, {})[str(tid)] = track.as_dict()
+                return track
             for old_id, old in list(manifest["tracks"].items()):
                 if old["channel_id"] == channel_id and old["source"] == source:
                     del manifest["tracks"][old_id]
-            track = Track(tid, channel_id, source, kind, float(start), length, hop_seconds)
             manifest["tracks"][str(tid)] = track.as_dict()
         return track
 
@@ -279,117 +294,6 @@ class EmbeddedStore:
         ids = [t.id for t in self.tracks().values() if t.channel_id == channel_id]
         self.remove_tracks(ids)
         return len(ids)
-
-    def live_track(
-        self, channel_id: str, source: str, *, start: float, hop_seconds: float
-    ) -> Track:
-        """The live track of ``source`` (a feed), created empty at UTC ``start`` if missing.
-
-        A feed keeps one time axis for as long as it exists, whatever its outages: frame
-        ``n`` is UTC ``start + n * hop_seconds``, so a restarted ingester appends where the
-        last one stopped and gaps are simply frames without postings.
-        """
-        for track in self.tracks().values():
-            if track.channel_id == channel_id and track.source == source and track.kind == "live":
-                return track
-        with self._transaction() as manifest:
-            for rec in manifest["tracks"].values():  # created meanwhile by another process
-                if (rec["channel_id"], rec["source"], rec["kind"]) == (channel_id, source, "live"):
-                    return Track(**rec)
-            tid = manifest["next_track"]
-            manifest["next_track"] += 1
-            track = Track(tid, channel_id, source, "live", float(start), 0, hop_seconds)
-            manifest["tracks"][str(tid)] = track.as_dict()
-        return track
-
-    def append(self, track_id: int, keys: np.ndarray, frames: np.ndarray) -> None:
-        """Add postings of an existing track to the in-memory head (live ingestion)."""
-        if track_id not in self._tracks:
-            self.refresh()
-            if track_id not in self._tracks:
-                raise KeyError(f"no track {track_id}")
-        self._head.add(track_id, self._as_parts(keys), frames)
-
-    @property
-    def head_size(self) -> int:
-        """Postings waiting in the head for the next flush."""
-        return self._head.size
-
-    def flush(self, covered: dict[int, list[tuple[float, float]]] | None = None) -> list[str]:
-        """Write the head as one segment per part, extend its tracks' lengths, and record
-        the UTC intervals ``covered`` per track (what was followed, postings or not).
-
-        Coverage is committed with the postings it covers, in one manifest: after a crash
-        the index never claims to have seen what it lost. Returns the new segments' names.
-        """
-        if not self._head and not covered:
-            return []
-        keys, tracks, frames = self._head.postings()
-        written: list[str] = []
-        with self._transaction() as manifest:
-            if tracks.size:
-                for part, part_keys in enumerate(keys):
-                    written.append(self._new_segment(manifest, part_keys, tracks, frames, part))
-                manifest["segments"].extend(written)
-                ends = np.zeros(int(tracks.max()) + 1, np.int64)
-                np.maximum.at(ends, tracks, frames + 1)
-                for tid in np.unique(tracks).tolist():
-                    rec = manifest["tracks"].get(str(tid))
-                    if rec is not None:
-                        rec["frames"] = max(rec["frames"], int(ends[tid]))
-            coverage = manifest.setdefault("coverage", {})
-            for tid, intervals in (covered or {}).items():
-                if str(tid) in manifest["tracks"]:
-                    old = [tuple(iv) for iv in coverage.get(str(tid), [])]
-                    coverage[str(tid)] = merge_intervals(old + list(intervals))
-        self._head.clear()
-        return written
-
-    def retain(self, cutoff_utc: dict[int, float]) -> int:
-        """Drop the segments whose postings are all older than their live track's cutoff
-        (UTC epoch seconds) or belong to removed tracks, and trim coverage to match.
-
-        Whole segments go: nothing is rewritten (see :mod:`.upkeep`). Returns how many
-        segment files were dropped.
-        """
-        self.refresh()
-        cut_frames = {}
-        for tid, cutoff in cutoff_utc.items():
-            track = self._tracks.get(tid)
-            if track is not None and track.kind == "live":
-                cut_frames[tid] = int(np.floor((cutoff - track.start) / track.hop_seconds))
-        if not self._spans.expired(self._tracks, cut_frames) and not cut_frames:
-            return 0
-        with self._transaction() as manifest:
-            tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
-            gone = set(Spans.of(manifest["segments"], self._segments).expired(tracks, cut_frames))
-            manifest["segments"] = [n for n in manifest["segments"] if n not in gone]
-            coverage = manifest.setdefault("coverage", {})
-            for key in list(coverage):
-                if int(key) not in tracks:
-                    del coverage[key]
-                elif int(key) in cut_frames:
-                    cutoff = cutoff_utc[int(key)]
-                    kept = [(max(a, cutoff), b) for a, b in coverage[key] if b > cutoff]
-                    coverage[key] = kept
-        return len(gone)
-
-    def merge_live(self, now_utc: float) -> int:
-        """Merge settled buckets of live segments (see :mod:`.upkeep`); returns merges done."""
-        self.refresh()
-        if not self._spans.live_merges(self._tracks, now_utc):
-            return 0
-        with self._transaction() as manifest:
-            tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
-            spans = Spans.of(manifest["segments"], self._segments)
-            groups = spans.live_merges(tracks, now_utc)
-            for names in groups:
-                part = self._segments[names[0]].part
-                merged = self._merge(manifest, names, 2**31, part)
-                at = manifest["segments"].index(names[0])
-                rest = [n for n in manifest["segments"] if n not in set(names)]
-                manifest["segments"] = rest[:at] + merged + rest[at:]
-        return len(groups)
 
     def compact(self, max_postings: int = 50_000_000) -> int:
         """Merge asset segments into as few as possible, dropping postings of removed tracks.
@@ -418,7 +322,7 @@ class EmbeddedStore:
     def _merge(self, manifest: dict, names: list[str], max_postings: int, part: int) -> list[str]:
         """Merge the segments ``names`` of one part, oldest first, into outputs of at most
         ``max_postings`` postings, without removed tracks; returns the new list."""
-        alive = np.array(sorted(int(k) for k in manifest["tracks"]), np.int64)
+        alive = np.array(sorted(existing_tracks(manifest)), np.int64)
         merged: list[str] = []
         batch: list[Segment] = []
         for name in [*names, None]:

@@ -14,9 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .base import Track
 from .segment import fsync_dir
 
-__all__ = ["MANIFEST", "empty_manifest", "locked", "params_diff", "sweep", "write_json_atomic"]
+__all__ = [
+    "MANIFEST",
+    "empty_manifest",
+    "existing_tracks",
+    "locked",
+    "params_diff",
+    "sweep",
+    "write_json_atomic",
+]
 
 MANIFEST = "manifest.json"
 
@@ -56,6 +65,15 @@ def empty_manifest(params: dict, key_dtype: str, parts: int) -> dict:
         "tracks": {},
         "coverage": {},
     }
+
+
+def existing_tracks(manifest: dict) -> dict[int, Track]:
+    """Every track whose postings must be kept: visible ones and staged ones (written by
+    a re-index not yet published)."""
+    tracks = {int(k): Track(**v) for k, v in manifest["tracks"].items()}
+    for staged in manifest.get("staged", {}).values():
+        tracks.update({int(k): Track(**v) for k, v in staged.items()})
+    return tracks
 
 
 def sweep(root: Path, manifest: dict) -> None:
