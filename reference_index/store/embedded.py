@@ -223,16 +223,23 @@ class EmbeddedStore(LiveTracks, StagedTracks):
         frames: np.ndarray,
         part: int = 0,
     ) -> str:
-        """Write postings as a new segment file; the caller decides where the manifest lists it."""
+        """Write postings as a new segment file; the caller decides where the manifest lists it.
+
+        A prefix directory (``2^prefix_bits`` entries, 256 kB at 16 bits) is written only
+        for segments with at least as many postings: a live flush of a few thousand frame
+        hashes would otherwise carry 50 times its own size in directory, in every reader's
+        memory; small segments answer prefix lookups by binary search instead.
+        """
         name = f"seg-{manifest['next_segment']:06d}.vseg"
         manifest["next_segment"] += 1
+        bits = self.prefix_bits
         write_segment(
             self.root / name,
             keys.astype(self.key_dtype),
             tracks,
             frames,
             part=part,
-            prefix_bits=self.prefix_bits,
+            prefix_bits=bits if bits is not None and keys.size >= (1 << bits) else None,
         )
         return name
 

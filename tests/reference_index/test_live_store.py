@@ -159,3 +159,17 @@ def test_asset_compaction_leaves_live_segments_alone(tmp_path):
 )
 def test_merge_intervals(given, merged):
     assert merge_intervals(given) == merged
+
+
+def test_small_flushes_carry_no_prefix_directory_and_answer_the_same(tmp_path):
+    """A live flush of a few thousand frame hashes is not given a 256 kB directory."""
+    store = EmbeddedStore(tmp_path, PARAMS, np.dtype(np.uint64), parts=2, prefix_bits=16)
+    track = store.live_track("ch1", "live:1", start=T0, hop_seconds=0.2)
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2**63, (2, 3000), dtype=np.uint64)
+    store.append(track.id, keys, np.arange(3000))
+    prefixes = (keys[1, ::10] >> np.uint64(48)).astype(np.uint64)
+    in_head = _hits(store.lookup_prefix(prefixes, 16, part=1))
+    store.flush()
+    assert all((tmp_path / n).stat().st_size < 64_000 for n in store.segment_names)
+    assert _hits(store.lookup_prefix(prefixes, 16, part=1)) == in_head and len(in_head) >= 300
