@@ -94,6 +94,7 @@ def iter_media(
     keyframes: bool | None = None,
     timeout: float | None = 20.0,
     require: str = "any",
+    fast_video: bool = False,
 ) -> Iterator[np.ndarray | FrameBatch]:
     """Decode ``source`` once, yielding audio chunks and frame batches as they come.
 
@@ -118,6 +119,11 @@ def iter_media(
         as one is late; ``True`` forces it, ``False`` never.
     timeout : float or None
         FFmpeg open/read timeout in seconds for network sources.
+    fast_video : bool
+        Skip non-reference frames and the deblocking filter: half the CPU of broadcast
+        H.264 (B-frames), for live references that sample 5 of 25 frames per second and
+        hash them at 64 x 64 pixels, where deblocking makes no difference that survives
+        (see ``fingerprinting/VIDEO.md``). Frames keep their true timestamps.
     require : {"any", "audio", "video"}
         Which output must exist: a missing one raises :class:`DecodeError`.
 
@@ -148,6 +154,9 @@ def iter_media(
             audio_sink = AudioSink(sample_rate, chunk_len, limit)
         if v_stream is not None:
             v_stream.thread_type = "AUTO"
+            if fast_video:
+                v_stream.codec_context.skip_frame = "NONREF"
+                v_stream.codec_context.options = {"skip_loop_filter": "all"}
             frame_sink = FrameSink(v_stream, fps, width, t0, max_seconds, keyframes)
         streams = [s for s in (a_stream, v_stream) if s is not None]
         yield from _demux(container, streams, audio_sink, frame_sink, what)

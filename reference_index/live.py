@@ -75,6 +75,10 @@ class IngestPlan:
         Byte cap of one chunk's requests.
     egress_note : str
         Recorded in every chunk's evidence.
+    fast_video : bool
+        Decode feeds without non-reference frames and deblocking: about half the CPU of
+        broadcast H.264, for frame hashes measured to agree with full decoding (see
+        ``fingerprinting/VIDEO.md``).
     """
 
     chunk_seconds: float = 6.0
@@ -85,6 +89,7 @@ class IngestPlan:
     frame_width: int = 192
     max_chunk_bytes: int = 64 * 1024 * 1024
     egress_note: str = ""
+    fast_video: bool = True
 
 
 def _utc(epoch: float | None) -> datetime | None:
@@ -281,6 +286,7 @@ class FeedLoop:
             frame_width=self.plan.frame_width,
             max_bytes=self.plan.max_chunk_bytes,
             egress_note=self.plan.egress_note,
+            fast_video=self.plan.fast_video,
         )
         with self.client_factory() as client:
             chunks = follow(

@@ -117,6 +117,7 @@ def decode_once(
             chunk_seconds=1.0,
             max_seconds=max_seconds if max_seconds is not None else plan.seconds,
             timeout=None,
+            fast_video=plan.fast_video,
         ):
             evidence.mark_first_media()
             (batches if isinstance(item, FrameBatch) else chunks).append(item)

@@ -77,6 +77,9 @@ class CapturePlan:
         After a live HLS sample, poll its playlist until the next segment appears (at most
         1.5 target durations), so the sample's airing time, and a restream's delay, are
         known to a fraction of a second (:mod:`.timing`).
+    fast_video : bool
+        Decode video without non-reference frames and deblocking (half the CPU); for live
+        reference feeds (see :func:`fingerprinting.decode.iter_media`).
     """
 
     seconds: float = 10.0
@@ -91,6 +94,7 @@ class CapturePlan:
     egress_note: str = ""
     allow_local_files: bool = False
     edge_timing: bool = True
+    fast_video: bool = False
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.min_seconds <= 0 or self.deadline_seconds <= 0:
