@@ -174,6 +174,7 @@ class IngestWorker:
 def _worker_main(config: IngestConfig, slot: int) -> None:
     """Entry point of a spawned ingest process: SIGTERM stops it cleanly."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s ingest[{slot}] %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: 30/s at 100 feeds
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C

@@ -314,6 +314,14 @@ class FeedLoop:
         """Fingerprint one chunk and queue its postings and coverage."""
         start = chunk.utc_start.timestamp()
         end = start + chunk.seconds
+        events = chunk.evidence.events
+        missed = sum(int(e.get("missed", 0)) for e in events if e["kind"] == "segments_expired")
+        if missed:  # the coverage has the gap; the operator must hear of it too
+            self._failed(
+                "fell_behind",
+                f"{missed} segments left the live playlist before they were fetched "
+                "(the ingester is behind: add workers or cores)",
+            )
         if chunk.pcm.size:
             self._ingest_audio(chunk, start)
         if len(chunk.frames):

@@ -255,3 +255,15 @@ def _wait(cond, timeout):
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.1)
+
+
+def test_segments_missed_while_behind_are_reported(programme, setup):
+    _, pcm, frames, _ = programme
+    _, feed, index, writer = setup
+    loop = _loop(feed, writer)
+    chunks = _chunks(pcm, frames, 0.0, 12.0)
+    chunks[1].evidence.note("segments_expired", missed=3, at=10)
+    for chunk in chunks:
+        loop.ingest(chunk)
+    assert loop.health.errors == 1 and loop.health.last_error_reason == "fell_behind"
+    assert "3 segments" in loop.health.last_error_message
