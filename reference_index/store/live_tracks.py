@@ -105,8 +105,13 @@ class LiveTracks:
             track = self._tracks.get(tid)
             if track is not None and track.kind == "live":
                 cut_frames[tid] = int(np.floor((cutoff - track.start) / track.hop_seconds))
-        if not self._spans.expired(existing_tracks(self._manifest), cut_frames) and not cut_frames:
-            return 0
+        coverage = self._manifest.get("coverage", {})
+        stale = any(
+            coverage.get(str(tid)) and coverage[str(tid)][0][0] < cutoff_utc[tid]
+            for tid in cut_frames
+        )
+        if not stale and not self._spans.expired(existing_tracks(self._manifest), cut_frames):
+            return 0  # nothing to drop or trim: no commit (retain runs every minute)
         with self._transaction() as manifest:
             tracks = existing_tracks(manifest)
             gone = set(Spans.of(manifest["segments"], self._segments).expired(tracks, cut_frames))

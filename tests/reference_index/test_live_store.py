@@ -97,6 +97,9 @@ def test_retention_drops_whole_segments_and_trims_coverage(tmp_path):
     assert len(store.segment_names) == before - 2
     assert len(list(tmp_path.glob("seg-*"))) == before - 2
     assert store.coverage(live.id) == [(T0 + 150, T0 + 300)]
+    stamp = (tmp_path / "manifest.json").stat().st_mtime_ns
+    assert store.retain({live.id: T0 + 150}) == 0  # nothing more to do: no commit
+    assert (tmp_path / "manifest.json").stat().st_mtime_ns == stamp
     # Postings of minute 2 are kept whole (the segment straddles the cutoff).
     assert store.lookup(fed[2][0]).size == fed[2][0].size
     assert store.lookup(fed[0][0]).size == 0
