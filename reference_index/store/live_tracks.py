@@ -94,7 +94,7 @@ class LiveTracks:
 
     def retain(self, cutoff_utc: dict[int, float]) -> int:
         """Drop the segments whose postings are all older than their live track's cutoff
-        (UTC epoch seconds) or belong to removed tracks, and trim coverage to match.
+        (UTC epoch seconds) or belong to removed tracks, and trim coverage to what is left.
 
         Whole segments go: nothing is rewritten (see :mod:`.upkeep`). Returns how many
         segment files were dropped.
@@ -105,25 +105,27 @@ class LiveTracks:
             track = self._tracks.get(tid)
             if track is not None and track.kind == "live":
                 cut_frames[tid] = int(np.floor((cutoff - track.start) / track.hop_seconds))
-        coverage = self._manifest.get("coverage", {})
-        stale = any(
-            coverage.get(str(tid)) and coverage[str(tid)][0][0] < cutoff_utc[tid]
-            for tid in cut_frames
-        )
-        if not stale and not self._spans.expired(existing_tracks(self._manifest), cut_frames):
-            return 0  # nothing to drop or trim: no commit (retain runs every minute)
+        if not self._spans.expired(existing_tracks(self._manifest), cut_frames):
+            return 0  # nothing to drop: no commit (retain runs every minute)
         with self._transaction() as manifest:
             tracks = existing_tracks(manifest)
             gone = set(Spans.of(manifest["segments"], self._segments).expired(tracks, cut_frames))
             manifest["segments"] = [n for n in manifest["segments"] if n not in gone]
+            # Coverage starts where the oldest posting still searchable does: times between
+            # the cutoff and the end of the oldest kept segment can still be matched.
+            left = Spans.of(manifest["segments"], self._segments)
             coverage = manifest.setdefault("coverage", {})
             for key in list(coverage):
-                if int(key) not in tracks:
+                tid = int(key)
+                if tid not in tracks:
                     del coverage[key]
-                elif int(key) in cut_frames:
-                    cutoff = cutoff_utc[int(key)]
-                    kept = [(max(a, cutoff), b) for a, b in coverage[key] if b > cutoff]
-                    coverage[key] = kept
+                elif tid in cut_frames:
+                    firsts = left.first[left.track == tid]
+                    since = cutoff_utc[tid]
+                    if firsts.size:
+                        t = tracks[tid]
+                        since = min(since, t.start + int(firsts.min()) * t.hop_seconds)
+                    coverage[key] = [(max(a, since), b) for a, b in coverage[key] if b > since]
         return len(gone)
 
     def merge_live(self, now_utc: float) -> int:
