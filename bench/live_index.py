@@ -27,6 +27,7 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -380,6 +381,15 @@ def run_latency(
     }
 
 
+def _revision() -> str:
+    """The checkout's commit, ``+dirty`` when the measured code has uncommitted changes."""
+    git = ["git", "-C", str(Path(__file__).parent.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "reference_index", "fingerprinting"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return head.stdout.strip() + ("+dirty" if dirty else "") if head.returncode == 0 else "?"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m bench.live_index``."""
     ap = argparse.ArgumentParser(
@@ -402,6 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     json_path = RESULTS / "live_index.json"
     res = json.loads(json_path.read_text()) if json_path.exists() else {}
     res["machine"] = {"python": platform.python_version(), "cpus": mp.cpu_count()}
+    rev = _revision()
     base = Path(tempfile.mkdtemp(prefix="vigie-live-", dir=a.workdir))
     try:
         if a.part in ("retention", "all"):
@@ -411,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
                 work, a.channels or (4 if q else 20), a.hours or (1.5 if q else 6.0),
                 a.retention_hours or (0.5 if q else 1.0), prog_seconds, a.cache,
             )  # fmt: skip
-            res["retention"]["params"] |= {"quick": q, "load_avg_at_start": load}
+            res["retention"]["params"] |= {"quick": q, "load_avg_at_start": load, "code": rev}
             print(json.dumps({k: v for k, v in res["retention"].items() if k != "samples"}))
         if a.part in ("latency", "all"):
             work, load = base / "latency", os.getloadavg()
@@ -420,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
                 work, a.lat_channels or (10 if q else 100), a.lat_hours or (3 if q else 48),
                 prog_seconds, a.cache, a.repeats,
             )  # fmt: skip
-            res["latency"]["params"] |= {"quick": q, "load_avg_at_start": load}
+            res["latency"]["params"] |= {"quick": q, "load_avg_at_start": load, "code": rev}
             print(json.dumps(res["latency"], indent=1))
     finally:
         if a.keep:

@@ -13,7 +13,8 @@ def _span(d: dict) -> str:
 
 
 def _load(p: dict) -> str:
-    return ", ".join(f"{x:.1f}" for x in p.get("load_avg_at_start", [])) or "not recorded"
+    load = ", ".join(f"{x:.1f}" for x in p.get("load_avg_at_start", [])) or "not recorded"
+    return f"{load}; code {p.get('code', 'not recorded')}"
 
 
 def _retention_md(r: dict) -> list[str]:
@@ -163,8 +164,9 @@ def markdown(res: dict, intro: str) -> str:
         "`--channels --hours --retention-hours --lat-channels --lat-hours`. Decoded "
         "programmes are cached in the temp dir (`--cache`). "
         f"Machine: {res['machine']['cpus']} CPUs, Python {res['machine']['python']}, shared "
-        "with other jobs (load average well above the core count during these runs), so "
-        "wall times are noisy; CPU times are the steadier figure.",
+        "with other jobs (load averages from 1.5 to over 40 while this bench was being run; "
+        "each part records its own at the start), so wall times are noisy; CPU times are "
+        "the steadier figure.",
         "",
     ]
     if "retention" in res:
