@@ -32,6 +32,34 @@ class Settings(BaseSettings):
         Wall-clock budget of one capture, in seconds.
     egress_note : str
         Recorded in every capture's evidence: where our requests leave from.
+    broker_url : str or None
+        Job queue: ``redis://...`` for the Redis broker shared by many ``vigie worker``
+        processes; ``None`` = in-process broker and worker threads started by ``vigie serve``.
+    worker_threads : int
+        Scans one process runs at once. Captures wait on the network for most of their
+        ``scan_seconds``, so this is well above the number of cores.
+    suspect_confidence : float
+        Calibrated confidence from which a match is reported ``suspected`` (below
+        ``match_confidence``, or above it but not yet confirmed by a second sample).
+    confirm_after_seconds : float
+        Delay before the second sample that confirms a match, in seconds: long enough for
+        the stream to have moved on (a replayed file and a live restream then differ).
+    confirm_tolerance_seconds : float
+        How far the two samples' delays to live (or their progress through a recording
+        against the wall clock) may differ for the second to confirm the first, in seconds.
+    dedupe_seconds : float
+        A URL submitted again within this many seconds gets the existing scan back.
+    rate_per_minute : int
+        Requests one API key may make per minute (a key's own limit overrides it).
+    max_body_bytes : int
+        Largest request body accepted, in bytes.
+    max_playlist_entries : int
+        Scans one IPTV playlist fans out into at most.
+    webhook_backoff_seconds : float
+        First retry delay of a failed webhook, in seconds; later ones follow the Standard
+        Webhooks schedule scaled from it (5 s: 5 min, 30 min, 2 h ... about a day in all).
+    host, port : str, int
+        Where ``vigie serve`` listens.
     """
 
     model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore")
@@ -43,6 +71,18 @@ class Settings(BaseSettings):
     allow_networks: str = ""
     capture_deadline_seconds: float = Field(45.0, gt=0.0, le=3600.0)
     egress_note: str = ""
+    broker_url: str | None = None
+    worker_threads: int = Field(8, ge=1, le=256)
+    suspect_confidence: float = Field(0.99, gt=0.0, lt=1.0)
+    confirm_after_seconds: float = Field(120.0, ge=0.0, le=86400.0)
+    confirm_tolerance_seconds: float = Field(10.0, gt=0.0, le=3600.0)
+    dedupe_seconds: float = Field(600.0, ge=0.0, le=86400.0)
+    rate_per_minute: int = Field(600, ge=1)
+    max_body_bytes: int = Field(65536, ge=1024)
+    max_playlist_entries: int = Field(5000, ge=1, le=100000)
+    webhook_backoff_seconds: float = Field(5.0, gt=0.0, le=3600.0)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
 
     @property
     def index_dir(self) -> Path:

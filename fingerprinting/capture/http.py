@@ -9,6 +9,9 @@ address, never happens. Redirects are followed here, not by httpx, so each is ch
 The capture's :class:`~.limits.Deadline` bounds connecting, waiting for the rate limit and
 reading: a watchdog shuts the socket down when it passes, because read timeouts restart on
 every byte and a drip-feed would never trip them.
+
+Captures GET; :meth:`Fetcher.post` sends the one POST the service makes (a signed webhook
+to a bot's callback URL, which is as untrusted as a stream URL), with the same guards.
 """
 
 from __future__ import annotations
@@ -120,9 +123,19 @@ class GuardedClient:
                 f"{shown}: resolving {host} outlasted the {deadline.seconds:g} s capture deadline",
             ) from None
 
-    def send(self, url: httpx.URL, headers: dict[str, str], extensions: dict) -> httpx.Response:
-        """Send one GET as given (no redirects followed), its body left to stream."""
-        request = self._http.build_request("GET", url, headers=headers, extensions=extensions)
+    def send(
+        self,
+        url: httpx.URL,
+        headers: dict[str, str],
+        extensions: dict,
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """Send one request as given (no redirects followed), its body left to stream."""
+        request = self._http.build_request(
+            method, url, headers=headers, content=content, extensions=extensions
+        )
         return self._http.send(request, stream=True)
 
     def close(self) -> None:
@@ -264,6 +277,49 @@ class Fetcher:
             opened.hop.sha256 = hashlib.sha256(body).hexdigest()
             return Fetched(opened.url, opened.status, opened.headers, body)
 
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        max_bytes: int,
+        what: str,
+        headers: dict[str, str] | None = None,
+    ) -> Fetched:
+        """POST ``body`` to ``url`` once and return the answer, whatever its status.
+
+        For webhooks: a redirect is not followed (its ``Location`` is the caller's to judge:
+        a webhook sender must not re-send a signed body elsewhere) and 3xx/4xx/5xx are not
+        raised, because the caller decides what each status means. The response body is
+        read up to ``max_bytes`` and the rest dropped rather than refused, since only an
+        excerpt of a receiver's answer is kept. Everything else is as for :meth:`get`:
+        scheme, address policy, deadline and byte budget, and the hop in the evidence.
+
+        Raises
+        ------
+        CaptureError
+            On a refused scheme or address, a network failure or the deadline.
+        """
+        check_scheme(url)
+        with self._request(url, what, headers, method="POST", content=body) as (
+            response,
+            hop,
+            watchdog,
+        ):
+            self.evidence.final_url = self.evidence.final_url or url
+            parts, size, whole = [], 0, True
+            with contextlib.closing(self._chunks(response, hop, watchdog, url, what)) as chunks:
+                for chunk in chunks:
+                    parts.append(chunk[: max_bytes - size])
+                    size += len(parts[-1])
+                    if size >= max_bytes:
+                        whole = False  # stop reading; closing the response drops the rest
+                        break
+            kept = b"".join(parts)
+            if whole:
+                hop.sha256 = hashlib.sha256(kept).hexdigest()
+            return Fetched(url, response.status_code, response.headers, kept)
+
     @contextmanager
     def open(
         self, url: str, *, what: str, headers: dict[str, str] | None = None
@@ -317,7 +373,13 @@ class Fetcher:
 
     @contextmanager
     def _request(
-        self, url: str, what: str, extra: dict[str, str] | None
+        self,
+        url: str,
+        what: str,
+        extra: dict[str, str] | None,
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
     ) -> Iterator[tuple[httpx.Response, Hop, _Watchdog]]:
         """One checked request to the address we resolved, recorded as a hop."""
         shown = redact_url(url)
@@ -331,7 +393,7 @@ class Fetcher:
             ) from None
         if not host:
             raise CaptureError("unreachable", f"{what} {shown}: URL has no host", self.evidence)
-        hop = self.evidence.add_hop(Hop(url=url, method="GET", started_utc=utc_now()))
+        hop = self.evidence.add_hop(Hop(url=url, method=method, started_utc=utc_now()))
         if (host, port) not in self._addresses:
             self._addresses[host, port] = self.client.resolve(host, port, self.deadline, shown)
         addresses = self._addresses[host, port]
@@ -363,7 +425,9 @@ class Fetcher:
             with self.client.limiter.slot(host, self.deadline, f"{what} {shown}"):
                 try:
                     target = parsed.copy_with(host=str(address))
-                    response = self.client.send(target, headers, extensions)
+                    response = self.client.send(
+                        target, headers, extensions, method=method, content=content
+                    )
                 except httpx.HTTPError as exc:
                     raise self._network_error(exc, watchdog, what, shown) from None
                 stream = response.extensions.get("network_stream")
