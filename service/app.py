@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fingerprinting.capture import GuardedClient
 
 from . import __version__, problems
-from .api import matches, ops, scans
+from .api import channels, matches, ops, scans
 from .jobs import Sweeper, register
 from .middleware import BodyLimit, RequestContext
 from .runtime import Runtime
@@ -73,6 +73,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(scans.router)
     app.include_router(matches.router)
+    app.include_router(channels.router)
     scans.document_webhooks(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, observe=rt.metrics.observe_request)

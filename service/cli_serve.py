@@ -63,9 +63,6 @@ def worker_cmd(
     except ValueError as exc:
         raise fail(str(exc)) from None
     register(rt)
-    from .reindex_job import register_reindex
-
-    register_reindex(rt)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -34,6 +34,7 @@ from .models import (
     utc,
     utc_now,
 )
+from .reindex_job import register_reindex, sweep_reindex
 from .runtime import Runtime
 from .scans import matches_of, new_scan, scan_dict
 from .verdict import ChannelInfo, Earlier, Verdict, decide, stream_addresses
@@ -55,6 +56,7 @@ def register(rt: Runtime) -> None:
     rt.queue.declare("scan", lambda scan_id: run_scan(rt, scan_id))
     rt.queue.declare("expand", lambda group_id: expand_group(rt, group_id))
     rt.queue.declare("deliver", lambda delivery_id: deliver(rt, delivery_id), time_limit_seconds=60)
+    register_reindex(rt)
 
 
 # --- scans ---------------------------------------------------------------------------
@@ -612,6 +614,7 @@ class Sweeper(threading.Thread):
         for group_id in expanding:
             self.rt.queue.send("expand", group_id)
         counts = {
+            "reindex": sweep_reindex(self.rt),
             "queued": len(queued),
             "orphaned": len(orphaned),
             "deliveries": len(pending),
