@@ -1,15 +1,22 @@
-# Vigie on the embedded default (SQLite catalog, on-disk index) in one container.
-#   docker build -t vigie . && docker run --rm -v vigie-data:/data vigie channels list
+# Vigie in one container, on the embedded default (SQLite, in-process workers, on-disk index):
+#   docker build -t vigie . && docker run -p 8000:8000 -v vigie-data:/data vigie
+# Other roles of the same image: `vigie worker` (with VIGIE_BROKER_URL=redis://...),
+# `vigie ingest` (live reference feeds), or any CLI command (`vigie keys create ...`).
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIGIE_DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    VIGIE_DATA_DIR=/data VIGIE_HOST=0.0.0.0 VIGIE_PORT=8000
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY fingerprinting ./fingerprinting
 COPY reference_index ./reference_index
 COPY service ./service
-RUN pip install --no-cache-dir . && useradd --system --home /data vigie \
+RUN pip install --no-cache-dir ".[postgres,redis]" \
+    && useradd --system --uid 10001 --home /data vigie \
     && mkdir -p /data && chown vigie /data
 USER vigie
 VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('VIGIE_PORT', '8000') + '/healthz', timeout=4)"
 ENTRYPOINT ["vigie"]
-CMD ["--help"]
+CMD ["serve"]

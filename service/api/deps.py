@@ -62,12 +62,14 @@ def _caller(
     return key
 
 
-def require(scope: str) -> object:
-    """Dependency alias: the caller's key, which must hold ``scope`` (else 403)."""
+def require(*scopes: str) -> object:
+    """Dependency alias: the caller's key, which must hold one of ``scopes`` (else 403)."""
+    wanted = " or ".join(repr(s) for s in scopes)
 
     def check(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
-        if not key.allows(scope):
-            raise Problem(403, f"this API key lacks the {scope!r} scope", scope=scope)
+        if not any(key.allows(s) for s in scopes):
+            raise Problem(403, f"this API key lacks the {wanted} scope", scopes=list(scopes))
         return key
 
+    check.scopes = scopes  # read by the scope tests, which walk every route
     return Annotated[ApiKey, Depends(check)]

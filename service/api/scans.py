@@ -18,7 +18,8 @@ from .deps import RuntimeDep, SessionDep, require
 
 router = APIRouter(prefix="/v1", tags=["scans"])
 Writer = require("scans:write")
-Reader = require("matches:read")
+#: Bots read back their own scans; analysts read every scan.
+ScanReader = require("scans:write", "matches:read")
 Id = Annotated[int, Path(ge=1, le=2**62)]
 ERRORS = {
     401: {"description": "No API key, or an unknown one."},
@@ -112,7 +113,7 @@ def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -
 
 
 @router.get("/scans/{scan_id}", response_model=ScanOut, summary="A scan", responses=ERRORS)
-def get_scan(scan_id: Id, s: SessionDep, key: Writer) -> dict:
+def get_scan(scan_id: Id, s: SessionDep, key: ScanReader) -> dict:
     row = s.get(ScanRow, scan_id)
     if row is None or not _can_read(key, row):
         raise Problem(404, f"no scan {scan_id}")
@@ -122,7 +123,7 @@ def get_scan(scan_id: Id, s: SessionDep, key: Writer) -> dict:
 @router.get("/scans", response_model=ScanPage, summary="List scans, newest first", responses=ERRORS)
 def list_scans(
     s: SessionDep,
-    key: Writer,
+    key: ScanReader,
     status: Annotated[str | None, Query(pattern="^(queued|sampling|matching|done|failed)$")] = None,
     verdict: Annotated[
         str | None, Query(pattern="^(confirmed|suspected|no_match|authorized|unreachable)$")
@@ -166,7 +167,7 @@ def list_scans(
     summary="Scans submitted together",
     responses=ERRORS,
 )
-def get_group(group_id: Id, s: SessionDep, key: Writer) -> dict:
+def get_group(group_id: Id, s: SessionDep, key: ScanReader) -> dict:
     group = s.get(ScanGroupRow, group_id)
     if group is None or not (key.allows("matches:read") or group.key_id == key.id):
         raise Problem(404, f"no scan group {group_id}")
@@ -191,7 +192,7 @@ def get_group(group_id: Id, s: SessionDep, key: Writer) -> dict:
     summary="Webhook deliveries of a scan (the delivery log)",
     responses=ERRORS,
 )
-def deliveries(scan_id: Id, s: SessionDep, key: Writer) -> list[dict]:
+def deliveries(scan_id: Id, s: SessionDep, key: ScanReader) -> list[dict]:
     row = s.get(ScanRow, scan_id)
     if row is None or not _can_read(key, row):
         raise Problem(404, f"no scan {scan_id}")
