@@ -563,6 +563,15 @@ class Sweeper(threading.Thread):
         now = utc_now()
         stale = now - timedelta(seconds=0 if startup else STALE_QUEUED_SECONDS)
         with self.rt.db.session() as s:
+            if startup and self.rt.queue.in_process:
+                # With the in-process broker no other process runs scans: whatever is in
+                # flight at start-up was left by a process that died. Take it over now
+                # rather than waiting out its lease.
+                s.execute(
+                    update(ScanRow)
+                    .where(ScanRow.status.in_(("sampling", "matching")))
+                    .values(lease_until=now - timedelta(seconds=1))
+                )
             queued = list(
                 s.scalars(
                     select(ScanRow.id).where(
