@@ -5,6 +5,7 @@ from .index import MODALITIES, Candidate, Index
 from .mih import near_hashes
 from .store.base import ParamsMismatch, PostingStore, Track
 from .store.embedded import EmbeddedStore
+from .thumbs import ThumbParams, ThumbStore
 
 __all__ = [
     "MODALITIES",
@@ -16,6 +17,8 @@ __all__ = [
     "Index",
     "ParamsMismatch",
     "PostingStore",
+    "ThumbParams",
+    "ThumbStore",
     "Track",
     "near_hashes",
 ]

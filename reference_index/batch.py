@@ -7,6 +7,11 @@ to queries) and listed in the job's file as done, and when every recording is do
 job is published: each modality swaps in all its new tracks in one commit, replacing the
 old ones of the same recordings. So queries never see a half-re-indexed channel, a crash
 loses at most the recordings in flight, and re-running the same command resumes.
+
+The pass that decodes a recording's pictures for hashing also keeps reference thumbnails
+(:mod:`.thumbs`), written for the staged video track before the recording counts as done:
+they become visible with the track, and the thumbnails of the tracks it replaces are
+deleted after the job is published.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .generations import Recording, current_generation, new_generation, recordin
 from .index import Index
 from .store.base import Track
 from .store.manifest import write_json_atomic
+from .thumbs import ThumbParams, Thumbs, ThumbSampler
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -89,10 +95,12 @@ class IndexedFile:
 
 @dataclass(frozen=True)
 class RecordingPrints:
-    """Fingerprints of one recording; a modality the file lacks is ``None``."""
+    """Fingerprints of one recording; a modality the file lacks is ``None``; ``thumbs``
+    are its reference thumbnails (``None`` when not asked for)."""
 
     audio: AudioPrint | None
     video: VideoPrint | None
+    thumbs: Thumbs | None = None
 
     @property
     def seconds(self) -> float:
@@ -117,14 +125,20 @@ def expand_sources(items: Iterable[str]) -> list[str]:
 
 
 def fingerprint_file(
-    source: str, params: AudioParams, video_params: VideoParams = VideoParams()
+    source: str,
+    params: AudioParams,
+    video_params: VideoParams = VideoParams(),
+    thumb_params: ThumbParams | None = None,
 ) -> RecordingPrints:
-    """Decode ``source`` once, in chunks, and fingerprint its audio and its pictures.
+    """Decode ``source`` once, in chunks, and fingerprint its audio and its pictures; with
+    ``thumb_params``, keep reference thumbnails of the pictures too.
 
     Memory stays bounded: audio chunks feed the peak picker as they come and frame batches
-    are hashed at once, so only the hashes accumulate.
+    are hashed at once, so only the hashes (and the thumbnails: 5 MB an hour) accumulate.
     """
     batches: list[VideoPrint] = []
+    thumbs: list[Thumbs] = []
+    sampler = ThumbSampler(thumb_params) if thumb_params is not None else None
     saw_audio = False
 
     def audio_chunks() -> Iterator:
@@ -138,13 +152,16 @@ def fingerprint_file(
         for item in media:
             if isinstance(item, FrameBatch):
                 batches.append(video.fingerprint_frames([item], video_params))
+                if sampler is not None:
+                    thumbs.append(sampler.take(item))
             else:
                 saw_audio = True
                 yield item
 
     audio_print = audio.fingerprint_stream(audio_chunks(), params)
     video_print = _join_video(batches, video_params) if batches else None
-    return RecordingPrints(audio_print if saw_audio else None, video_print)
+    kept = Thumbs.concat(thumbs) if sampler is not None else None
+    return RecordingPrints(audio_print if saw_audio else None, video_print, kept)
 
 
 def _join_video(parts: list[VideoPrint], p: VideoParams) -> VideoPrint:
@@ -156,10 +173,13 @@ def _join_video(parts: list[VideoPrint], p: VideoParams) -> VideoPrint:
 
 
 def _work(
-    source: str, params: AudioParams, video_params: VideoParams
+    source: str,
+    params: AudioParams,
+    video_params: VideoParams,
+    thumb_params: ThumbParams | None = None,
 ) -> tuple[str, RecordingPrints | None, str | None]:
     try:
-        return source, fingerprint_file(source, params, video_params), None
+        return source, fingerprint_file(source, params, video_params, thumb_params), None
     except DecodeError as exc:
         return source, None, str(exc)
 
@@ -203,7 +223,8 @@ def reindex(
     Recordings indexed before are replaced, all at once at the end (see the module
     docstring); recordings a killed run of the same job had finished are not fingerprinted
     again. ``jobs`` > 1 uses that many worker processes. The index is compacted at the end
-    so queries search few segments.
+    so queries search few segments, and the thumbnails of replaced tracks are deleted.
+    Reference thumbnails are made with ``index.thumb_params``.
     """
     job = job_name(channel_id, sources)
     path = _job_file(index, job)
@@ -222,13 +243,14 @@ def reindex(
         if prints is None:
             done = IndexedFile(source, {}, 0.0, error)
         else:
-            tracks = {
-                modality: index.add_recording(
-                    channel_id, source, fp, stamp=stamp_of(source), job=job
-                )
-                for modality, fp in (("video", prints.video), ("audio", prints.audio))
-                if fp is not None
-            }
+            tracks = {}
+            for modality, fp in (("video", prints.video), ("audio", prints.audio)):
+                if fp is None:
+                    continue
+                track = index.add_recording(channel_id, source, fp, stamp=stamp_of(source), job=job)
+                tracks[modality] = track
+                if modality == "video" and prints.thumbs is not None:
+                    index.add_thumbnails(track, prints.thumbs)
             done = IndexedFile(source, tracks, prints.seconds, None)
         record["done"][source] = {
             "stamp": stamp_of(source),
@@ -248,7 +270,7 @@ def reindex(
             report(IndexedFile(src, tracks, before["seconds"], before["error"]))
         else:
             todo.append(src)
-    params = (index.audio_params, index.video_params)
+    params = (index.audio_params, index.video_params, index.thumb_params)
     if jobs <= 1 or len(todo) <= 1:
         for src in todo:
             commit(*_work(src, *params))
@@ -261,6 +283,7 @@ def reindex(
     path.unlink(missing_ok=True)
     index.audio.compact()
     index.video.compact()
+    index.drop_stale_thumbnails()
     return results
 
 
@@ -281,19 +304,21 @@ def reindex_all(
     on_done: Callable[[IndexedFile], None] | None = None,
     audio_params: AudioParams = AudioParams(),
     video_params: VideoParams = VideoParams(),
+    thumb_params: ThumbParams = ThumbParams(),
 ) -> tuple[str, list[IndexedFile]]:
     """Rebuild every recording of the current generation (and ``extra`` ones, such as the
     catalog's assets) into a new generation with these parameters, then swap it in.
 
     Returns the new generation's name and one :class:`IndexedFile` per recording. Live
     postings are not carried over (their media is gone): live feeds fill the new
-    generation again as they are ingested. Killed midway, the next call resumes.
+    generation again as they are ingested. Killed midway, the next call resumes. The new
+    generation has its own reference thumbnails, made with ``thumb_params``.
     """
     root = Path(root)
     wanted = set(recordings(root / current_generation(root))) | set(extra or [])
     params = {"audio": audio_params.as_dict(), "video": video_params.index_dict()}
     name = new_generation(root, params)
-    index = Index(root, audio_params, video_params, generation=name)
+    index = Index(root, audio_params, video_params, generation=name, thumb_params=thumb_params)
     by_channel: dict[str, list[str]] = {}
     for rec in sorted(wanted, key=lambda r: (r.channel_id, r.source)):
         by_channel.setdefault(rec.channel_id, []).append(rec.source)
@@ -307,7 +332,7 @@ def reindex_all(
 def _as_completed(
     pool: ProcessPoolExecutor,
     sources: list[str],
-    params: tuple[AudioParams, VideoParams],
+    params: tuple[AudioParams, VideoParams, ThumbParams],
     jobs: int,
 ) -> Iterator[tuple[str, RecordingPrints | None, str | None]]:
     """Keep at most ``2 x jobs`` recordings in flight (their prints wait in memory)."""

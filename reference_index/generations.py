@@ -11,8 +11,8 @@ the next ``--all`` (same parameters), recordings already staged are not fingerpr
 again. The previous generation is kept until the next swap (readers may still hold it);
 older ones are deleted.
 
-An index made before generations existed (``audio/`` and ``video/`` directly under the
-index folder) is generation ``"."``.
+An index made before generations existed (``audio/``, ``video/`` and ``thumbs/`` directly
+under the index folder) is generation ``"."``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def swap(root: Path, generation: str) -> list[str]:
             shutil.rmtree(gen, ignore_errors=True)
             deleted.append(gen.name)
     if previous != ".":
-        for legacy in ("audio", "video"):  # the pre-generations layout, two swaps ago
+        for legacy in ("audio", "video", "thumbs"):  # the pre-generations layout, two swaps ago
             if (root / legacy).is_dir():
                 shutil.rmtree(root / legacy, ignore_errors=True)
                 deleted.append(legacy)

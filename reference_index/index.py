@@ -1,15 +1,16 @@
 """The Index facade: add reference fingerprints, query suspect samples, name channels.
 
 Owns one posting store per modality under ``<data_dir>/index/`` (``audio/``: triplet
-hashes; ``video/``: frame hashes in four multi-index key spaces), the null calibration of
+hashes; ``video/``: frame hashes in four multi-index key spaces), the reference thumbnails
+beside them (``thumbs/``, keyed by video track: :mod:`.thumbs`), the null calibration of
 each modality that turns vote scores into confidences, and the mapping from tracks back to
 channels and reference times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from .generations import current_generation
 from .mih import chunk_keys, distinct_rows, near_hashes
 from .store.base import FrameWindow, PostingStore, Track
 from .store.embedded import EmbeddedStore
+from .thumbs import DEFAULT_MAX_GAP_SECONDS, ThumbParams, Thumbs, ThumbStore
 
 __all__ = [
     "DEFAULT_LIVE_WINDOW",
@@ -79,6 +81,13 @@ class Candidate:
         Calibrated probability that an alignment this strong arises by chance.
     confidence : float
         ``1 - p_value``.
+    pairs : tuple of ndarray or None
+        ``(query_seconds, reference_seconds)`` -- float32 seconds into the sample, float64
+        reference times on the track's axis (seconds into the recording for assets, UTC
+        epoch seconds for live tracks) -- of the hashes (audio) or frames (video) that voted
+        for this alignment, distinct and sorted by query time, at most
+        :data:`~fingerprinting.align.MAX_PAIRS` (evenly subsampled): the points of the
+        alignment plot. ``None`` for a candidate made without them. Not compared.
     """
 
     channel_id: str
@@ -90,6 +99,7 @@ class Candidate:
     score: float
     p_value: float
     confidence: float
+    pairs: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 class Candidates(NamedTuple):
@@ -114,6 +124,11 @@ class Index:
     calibrations : dict or None
         Null-score tail per modality; a missing one is loaded from
         ``<root>/<modality>/calibration.json`` if present, else the one shipped with Vigie.
+    generation : str or None
+        Generation folder to open (``None``: the current one).
+    thumb_params : ThumbParams
+        How live ingestion and re-indexing make reference thumbnails (not recorded: they
+        may change without a re-index).
     """
 
     def __init__(
@@ -124,12 +139,15 @@ class Index:
         calibrations: dict[str, NullCalibration] | None = None,
         *,
         generation: str | None = None,
+        thumb_params: ThumbParams = ThumbParams(),
     ):
         self.root = Path(root)
         self.generation = generation or current_generation(self.root)
         self.home = self.root / self.generation
         self.audio_params = audio_params
         self.video_params = video_params
+        self.thumb_params = thumb_params
+        self.thumbs = ThumbStore(self.home / "thumbs")
         self.audio: PostingStore = EmbeddedStore(
             self.home / "audio", audio_params.as_dict(), np.dtype(np.uint32)
         )
@@ -200,6 +218,11 @@ class Index:
             job=job,
         )
 
+    def add_thumbnails(self, track: Track, thumbs: Thumbs) -> None:
+        """Store a recording's reference thumbnails for its video ``track`` (staged or
+        visible) now; they are shown once the track is visible (see :mod:`.thumbs`)."""
+        self.thumbs.add(track.id, thumbs, kind=track.kind)
+
     def publish(self, job: str) -> None:
         """Swap in every track ``job`` staged, video then audio (each store in one commit)."""
         for modality in ("video", "audio"):
@@ -226,12 +249,19 @@ class Index:
         keep = frames >= 0  # a feed stamped before its track began: nothing to place it on
         self.store("video" if is_video else "audio").append(track.id, keys[..., keep], frames[keep])
 
+    def append_live_thumbnails(self, track: Track, thumbs: Thumbs) -> None:
+        """Queue reference thumbnails of a live video ``track`` (times in UTC epoch
+        seconds); they are written at the next :meth:`flush_live`."""
+        self.thumbs.append(track.id, thumbs)
+
     def flush_live(
         self, covered: Mapping[str, Mapping[int, list[tuple[float, float]]]]
     ) -> dict[str, list[str]]:
-        """Write queued live postings, with the UTC intervals each track covered, keyed by
-        modality then track id (see :meth:`EmbeddedStore.flush`). Returns the segments
-        written per modality."""
+        """Write queued live thumbnails (one pack), then queued live postings with the UTC
+        intervals each track covered, keyed by modality then track id (see
+        :meth:`EmbeddedStore.flush`): a sample that matches flushed postings finds their
+        thumbnails already there. Returns the segments written per modality."""
+        self.thumbs.flush()
         return {
             modality: self.store(modality).flush(dict(covered.get(modality, {})))
             for modality in MODALITIES
@@ -244,20 +274,37 @@ class Index:
         default_seconds: float = DEFAULT_RETENTION_SECONDS,
     ) -> int:
         """Drop live postings older than their feed's retention and merge settled live
-        segments. ``retention_seconds`` maps a live track's source to its window. Returns
-        the number of segment files dropped."""
+        segments; the same for reference thumbnails, whose packs also go with the tracks
+        they belong to. ``retention_seconds`` maps a live track's source to its window.
+        Returns the number of posting segment files dropped."""
         retention_seconds = retention_seconds or {}
         dropped = 0
+        cutoffs: dict[str, dict[int, float]] = {}
         for modality in MODALITIES:
             store = self.store(modality)
-            cutoffs = {
+            cutoffs[modality] = {
                 t.id: now_utc - retention_seconds.get(t.source, default_seconds)
                 for t in store.tracks().values()
                 if t.kind == "live"
             }
-            dropped += store.retain(cutoffs)
+            dropped += store.retain(cutoffs[modality])
             store.merge_live(now_utc)
+        self.thumbs.retain(cutoffs["video"], self.thumbnail_tracks)
+        self.thumbs.merge_live(now_utc)
         return dropped
+
+    def thumbnail_tracks(self) -> set[int]:
+        """Ids of the video tracks whose thumbnails must be kept: visible ones, and those
+        staged by unfinished re-index jobs."""
+        ids = set(self.video.tracks())
+        for job in self.video.jobs():
+            ids |= {t.id for t in self.video.staged(job).values()}
+        return ids
+
+    def drop_stale_thumbnails(self) -> int:
+        """Delete the thumbnail packs of tracks the video store no longer keeps (replaced
+        or removed recordings); returns the packs deleted. :meth:`retain` does it too."""
+        return self.thumbs.retain({}, self.thumbnail_tracks)
 
     def coverage(self, modality: str, track: Track, start: float, end: float) -> float:
         """Fraction of the UTC interval ``[start, end]`` a live track covered (1.0 for an
@@ -411,6 +458,13 @@ class Index:
 
     def _candidate(self, modality: str, a: Alignment, track: Track) -> Candidate:
         p_value = self.calibrations[modality].p_value(a.score)
+        pairs = None
+        if a.pairs is not None:  # frames of the track's hop on both sides (see query_*)
+            q, r = a.pairs
+            pairs = (
+                (q * track.hop_seconds).astype(np.float32),
+                track.start + r.astype(np.float64) * track.hop_seconds,
+            )
         return Candidate(
             channel_id=track.channel_id,
             modality=modality,
@@ -421,7 +475,48 @@ class Index:
             score=a.score,
             p_value=p_value,
             confidence=1.0 - p_value,
+            pairs=pairs,
         )
+
+    def thumbnails(
+        self,
+        candidate: Candidate,
+        query_seconds: Sequence[float] | np.ndarray,
+        *,
+        max_gap_seconds: float = DEFAULT_MAX_GAP_SECONDS,
+    ) -> list[tuple[float, float, bytes]]:
+        """Reference thumbnails at a candidate's alignment, for the evidence of a match.
+
+        For each sample time ``q`` (seconds into the sample), the stored thumbnail of the
+        candidate's reference nearest to ``candidate.offset_seconds + q * candidate.speed``
+        (asset seconds, or UTC epoch seconds for live tracks). An audio candidate is shown
+        the pictures of the same recording or feed (its video track).
+
+        Returns
+        -------
+        list of (float, float, bytes)
+            ``(q, reference time of the thumbnail, JPEG bytes)``, in the order of
+            ``query_seconds``; a ``q`` without a thumbnail within ``max_gap_seconds`` is
+            left out (a recording without video, a feed that was down, thumbnails made
+            with ``rate_hz=0``).
+        """
+        q = np.asarray(query_seconds, np.float64).reshape(-1)
+        track = self._video_track(candidate)
+        if track is None or not q.size:
+            return []
+        wanted = candidate.offset_seconds + q * candidate.speed
+        found = self.thumbs.nearest(track.id, wanted, max_gap_seconds)
+        return [(float(q[i]), t, jpeg) for i, t, jpeg in found]
+
+    def _video_track(self, candidate: Candidate) -> Track | None:
+        """The video track holding the thumbnails of a candidate's reference."""
+        t = candidate.track
+        if candidate.modality == "video":
+            return t
+        for v in self.video.tracks().values():
+            if (v.channel_id, v.source, v.kind) == (t.channel_id, t.source, t.kind):
+                return v
+        return None
 
     def stats(self, modality: str = "audio") -> dict:
         """Size figures of one modality for reports: tracks, hours, postings, bytes."""

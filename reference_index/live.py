@@ -9,7 +9,8 @@ last minutes, so each enabled feed of the catalog gets a :class:`FeedLoop`:
   the hashes are those a recording of the run would give, chunk boundaries or not; a
   discontinuity, or a chunk stamped more than :data:`MAX_CLOCK_JUMP` away from where the
   run's samples say it should be, starts a new run on the feed's time axis;
-* pictures are hashed per chunk at the reference rate;
+* pictures are hashed per chunk at the reference rate, and a few of them kept as reference
+  thumbnails (:mod:`.thumbs`, 0.5 per second by default: the analyst's evidence);
 * postings go to a :class:`LiveWriter`, shared by the feeds of a process, which flushes
   them every few seconds together with the UTC intervals they cover: outside those
   intervals the reference was blind, and the index says so (``Index.coverage``);
@@ -39,6 +40,7 @@ from fingerprinting.types import AudioPrint, VideoPrint
 from .catalog_records import Feed, FeedStatus
 from .index import Index
 from .store.base import Track
+from .thumbs import Thumbs, ThumbSampler
 
 __all__ = ["MAX_CLOCK_JUMP", "FeedHealth", "FeedLoop", "IngestPlan", "LiveWriter", "feed_source"]
 
@@ -168,6 +170,14 @@ class LiveWriter:
         with self._lock:
             self.index.append_live(self._track(modality, feed, utc_start), prints, utc_start)
 
+    def add_thumbnails(self, feed: Feed, thumbs: Thumbs, utc_start: float) -> None:
+        """Queue a feed's reference thumbnails (times in UTC epoch seconds; encoded by the
+        caller, outside the lock) on its live video track, written at the next flush."""
+        if len(thumbs):
+            with self._lock:
+                track = self._track("video", feed, utc_start)
+                self.index.append_live_thumbnails(track, thumbs)
+
     def cover(self, modality: str, feed: Feed, start: float, end: float) -> None:
         """Record that the feed's ``modality`` has every posting of UTC ``[start, end)``
         queued."""
@@ -177,7 +187,8 @@ class LiveWriter:
                 self._covered[modality].setdefault(track.id, []).append((start, end))
 
     def flush(self) -> dict:
-        """Write everything queued (one segment per key space and modality).
+        """Write everything queued (one segment per key space and modality, one pack of
+        thumbnails).
 
         Returns what was committed: ``{"segments": {modality: [names]}, "covered_until":
         {modality: {track_id: UTC epoch}}}``, for logs (and crash tests) to hold it to.
@@ -248,6 +259,7 @@ class FeedLoop:
         self.audio_params = index.audio_params
         self.video_params = index.video_params
         self._run: _Run | None = None
+        self._thumbs = ThumbSampler(index.thumb_params)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -328,6 +340,7 @@ class FeedLoop:
             frames = chunk.frames
             vp = video.fingerprint_frames([frames], self.video_params)
             self.writer.add("video", self.feed, vp, start)
+            self.writer.add_thumbnails(self.feed, self._thumbs.take(frames, start), start)
             self.writer.cover(
                 "video", self.feed, start, start + float(frames.times[-1]) + vp.hop_seconds
             )

@@ -3,6 +3,15 @@
 The record is sealed: it keeps URLs with their credentials (a court may need to see exactly
 what was requested). Anything shown to users goes through :meth:`Evidence.public`, which
 masks every credential any URL of the capture carried (see :mod:`.redact`).
+
+By default only hashes of what was received are kept. A capture made for evidence
+(``Evidence(keep_bytes=N)``, from :attr:`CapturePlan.keep_bytes`) also retains the bytes
+themselves: every playlist body in full, and media byte ranges in the order they arrive
+until ``N`` bytes of media are held (the range that crosses the cap is kept truncated,
+later ones not at all). Each record says what was kept (``PlaylistSnapshot.kept``,
+``ByteRange.kept_bytes`` and ``kept_sha256``), and :meth:`Evidence.kept_playlists` and
+:meth:`Evidence.kept_ranges` give the bytes. Live reference ingestion keeps nothing: it
+runs around the clock and must not hold media in memory.
 """
 
 from __future__ import annotations
@@ -60,7 +69,11 @@ class Hop:
 
 @dataclass
 class PlaylistSnapshot:
-    """A playlist body as fetched (live playlists are snapshotted at every reload)."""
+    """A playlist body as fetched (live playlists are snapshotted at every reload).
+
+    ``text`` is capped (:data:`SNAPSHOT_CHARS`, ``truncated`` says so); ``kept``: the
+    capture retained the whole body as received (see :meth:`Evidence.kept_playlists`).
+    """
 
     url: str
     fetched_utc: str
@@ -68,6 +81,7 @@ class PlaylistSnapshot:
     sha256: str
     text: str
     truncated: bool
+    kept: bool = False
 
 
 @dataclass
@@ -76,6 +90,9 @@ class ByteRange:
 
     ``offset`` and ``length`` are bytes within the response body of ``url`` (after AES
     decryption when ``decrypted``); ``sha256`` is of exactly those bytes.
+    ``kept_bytes``: how many of them, from the start, the capture retained (``length``:
+    all, fewer: truncated at the evidence cap, ``0``: not kept); ``kept_sha256`` is the
+    SHA-256 of the retained bytes (``None`` when nothing was kept).
     """
 
     url: str
@@ -89,12 +106,20 @@ class ByteRange:
     program_date_time: str | None = None
     discontinuity: bool = False
     decrypted: bool = False
+    kept_bytes: int = 0
+    kept_sha256: str | None = None
 
 
 @dataclass
 class Evidence:
     """The sealed record of one capture. Append-only while the capture runs (thread-safe:
-    alternate audio renditions are fetched beside the video)."""
+    alternate audio renditions are fetched beside the video).
+
+    ``keep_bytes``: media bytes (segments, init sections, streams) the capture retains
+    for an evidence bundle, in bytes; ``0`` (the default) keeps only hashes. Playlist
+    bodies are retained whole whenever it is positive (they are small and capped by
+    :class:`~fingerprinting.capture.hls.HlsLimits`).
+    """
 
     requested_url: str
     started_utc: str = field(default_factory=utc_now)
@@ -108,6 +133,10 @@ class Evidence:
     finished_utc: str | None = None
     first_media_seconds: float | None = None
     elapsed_seconds: float | None = None
+    keep_bytes: int = 0
+    _playlist_bodies: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _range_bytes: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _kept_total: int = field(default=0, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _t0: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
@@ -117,7 +146,8 @@ class Evidence:
         return hop
 
     def add_playlist(self, url: str, body: bytes) -> PlaylistSnapshot:
-        """Snapshot a playlist body (the text is capped, the hash is of every byte)."""
+        """Snapshot a playlist body (the text is capped, the hash is of every byte; the
+        body itself is retained when ``keep_bytes`` is positive)."""
         text = body[: SNAPSHOT_CHARS * 4].decode("utf-8", "replace")
         snap = PlaylistSnapshot(
             url=url,
@@ -126,23 +156,64 @@ class Evidence:
             sha256=hashlib.sha256(body).hexdigest(),
             text=text[:SNAPSHOT_CHARS],
             truncated=len(text) > SNAPSHOT_CHARS or len(body) > SNAPSHOT_CHARS * 4,
+            kept=self.keep_bytes > 0,
         )
         with self._lock:
+            if snap.kept:
+                self._playlist_bodies[len(self.playlists)] = bytes(body)
             self.playlists.append(snap)
         return snap
 
     def add_range(self, url: str, role: str, data: bytes, offset: int = 0, **info: object) -> None:
-        """Record bytes fed to the decoder (hashed here, not kept)."""
+        """Record bytes fed to the decoder (hashed here; retained up to ``keep_bytes``)."""
         digest = hashlib.sha256(data).hexdigest()
-        self.add_hashed_range(url, role, offset, len(data), digest, **info)
+        self.add_hashed_range(url, role, offset, len(data), digest, kept=data, **info)
 
     def add_hashed_range(
-        self, url: str, role: str, offset: int, length: int, sha256: str, **info: object
+        self,
+        url: str,
+        role: str,
+        offset: int,
+        length: int,
+        sha256: str,
+        *,
+        kept: bytes | None = None,
+        **info: object,
     ) -> None:
-        """Record a byte range hashed by the caller (a stream hashed as it flows)."""
+        """Record a byte range hashed by the caller (a stream hashed as it flows).
+
+        ``kept``: leading bytes of the range the caller held on to (at most
+        :meth:`keep_room` of them are worth holding); they are retained while the
+        ``keep_bytes`` cap allows, and the record says how many were.
+        """
         rng = ByteRange(url, role, offset, length, sha256, utc_now(), **info)
         with self._lock:
+            room = self.keep_bytes - self._kept_total
+            if kept and room > 0:
+                take = bytes(kept[: min(room, length)])
+                rng.kept_bytes = len(take)
+                whole = len(take) == length
+                rng.kept_sha256 = sha256 if whole else hashlib.sha256(take).hexdigest()
+                self._range_bytes[len(self.ranges)] = take
+                self._kept_total += len(take)
             self.ranges.append(rng)
+
+    def keep_room(self) -> int:
+        """Media bytes the capture may still retain (``0`` once the cap is reached, or
+        when it keeps none), for callers that collect a stream's bytes as it flows."""
+        with self._lock:
+            return max(0, self.keep_bytes - self._kept_total)
+
+    def kept_playlists(self) -> list[tuple[int, PlaylistSnapshot, bytes]]:
+        """``(index in playlists, snapshot, body)`` of every retained playlist, in order."""
+        with self._lock:
+            return [(i, self.playlists[i], b) for i, b in sorted(self._playlist_bodies.items())]
+
+    def kept_ranges(self) -> list[tuple[int, ByteRange, bytes]]:
+        """``(index in ranges, record, bytes)`` of every retained media range (whole or
+        truncated, see ``ByteRange.kept_bytes``), in the order they were fed."""
+        with self._lock:
+            return [(i, self.ranges[i], b) for i, b in sorted(self._range_bytes.items())]
 
     def mark_first_media(self) -> None:
         """Note when the decoder first produced media (seconds since the capture began)."""

@@ -80,6 +80,10 @@ class CapturePlan:
     fast_video : bool
         Decode video without non-reference frames and deblocking (half the CPU); for live
         reference feeds (see :func:`fingerprinting.decode.iter_media`).
+    keep_bytes : int
+        Media bytes the evidence retains for an evidence bundle, in bytes (playlists are
+        then kept whole as well; see :class:`~fingerprinting.capture.evidence.Evidence`).
+        ``0``: hashes only, nothing held in memory beyond the decoder's needs.
     """
 
     seconds: float = 10.0
@@ -95,10 +99,13 @@ class CapturePlan:
     allow_local_files: bool = False
     edge_timing: bool = True
     fast_video: bool = False
+    keep_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.min_seconds <= 0 or self.deadline_seconds <= 0:
             raise ValueError("seconds, min_seconds and deadline_seconds must be positive")
+        if self.keep_bytes < 0:
+            raise ValueError("keep_bytes must be 0 or more")
         if self.sample_rate is None and self.fps is None:
             raise ValueError("a capture plan needs audio (sample_rate), video (fps) or both")
 
@@ -155,7 +162,9 @@ def sample(
     url, suffix_options = split_kodi_url(url)
     plan = replace(plan, options=plan.options.merged(suffix_options))
     started = datetime.now(UTC)
-    evidence = Evidence(requested_url=url, egress_note=plan.egress_note)
+    evidence = Evidence(
+        requested_url=url, egress_note=plan.egress_note, keep_bytes=plan.keep_bytes
+    )
     t0 = time.monotonic()
     try:
         if "://" not in url and plan.allow_local_files:
@@ -354,16 +363,31 @@ def _streamable_mp4(head: bytes) -> bool:
 def _stream_pieces(
     head: bytes, chunks: Iterator[bytes], opened: Opened, evidence: Evidence
 ) -> Iterator[Piece]:
-    """A continuous response as decoder input, hashed as one byte range of the body."""
+    """A continuous response as decoder input, hashed as one byte range of the body (its
+    first bytes retained, as far as the evidence's ``keep_bytes`` cap allows)."""
     digest, fed = hashlib.sha256(head), len(head)
+    room = evidence.keep_room()
+    kept: list[bytes] = []
+    held = 0
+
+    def hold(chunk: bytes) -> None:
+        nonlocal held
+        if held < room:
+            kept.append(chunk[: room - held])
+            held += len(kept[-1])
+
     try:
+        hold(head)
         yield Piece(head, False)
         for chunk in chunks:
             digest.update(chunk)
             fed += len(chunk)
+            hold(chunk)
             yield Piece(chunk, False)
     finally:
-        evidence.add_hashed_range(opened.url, "stream", 0, fed, digest.hexdigest())
+        evidence.add_hashed_range(
+            opened.url, "stream", 0, fed, digest.hexdigest(), kept=b"".join(kept) or None
+        )
 
 
 def _finish(
