@@ -6,10 +6,10 @@ VIGIE := $(VENV)/bin/vigie
 
 .PHONY: install demo test bench bench-video lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,postgres,redis]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -15,7 +15,8 @@ machine (a live 10 s sample adds ~10 s of waiting per scan, which worker threads
 
 Reported: submissions accepted, lost (accepted but never done) and duplicated (two scans
 for one URL, or two matches of one channel in one scan) — both must be 0 —, API latency
-median / p95 / p99 during the run, scans per hour sustained (done / time from first
+median / p95 / p99 during the run as the clients saw it and per route as the server spent
+it (from its request log), scans per hour sustained (done / time from first
 submission to last verdict), and verdicts by kind.
 """
 
@@ -58,6 +59,28 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _server_times(log: Path) -> dict:
+    """Median / p99 of the time ``vigie serve`` spent in each route (ms), from its JSON
+    request log: what the API itself costs, apart from the clients' own queueing."""
+    by_route: dict[str, list[float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "route" in entry and "seconds" in entry:
+            key = f"{entry['msg'].split()[0]} {entry['route']}"
+            by_route.setdefault(key, []).append(entry["seconds"])
+    return {
+        route: {
+            "requests": len(times),
+            "median": round(statistics.median(times) * 1000, 1),
+            "p99": round(_percentile(times, 0.99) * 1000, 1),
+        }
+        for route, times in sorted(by_route.items())
+    }
+
+
 def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from service.db import Database
@@ -92,11 +115,12 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
         bodies = {True: channel.read_bytes(), False: other.read_bytes()}
         for i in range(scans):
             server.route(f"/s/{i}.ts", static(bodies[i % 4 == 0], "video/mp2t"))
+        server_log = (root / "serve.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=server_log,
         )
         try:
             with httpx.Client(timeout=30) as probe:
@@ -156,6 +180,7 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
         finally:
             proc.terminate()
             proc.wait(30)
+            server_log.close()
     with db.session() as s:
         rows = s.query(ScanRow).filter(ScanRow.confirms.is_(None)).all()
         per_url = Counter(r.url for r in rows)
@@ -183,6 +208,7 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
             "p95": round(_percentile(latencies, 0.95) * 1000, 1),
             "p99": round(_percentile(latencies, 0.99) * 1000, 1),
         },
+        "server_ms": _server_times(root / "serve.log"),
     }
     return report
 

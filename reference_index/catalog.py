@@ -85,7 +85,8 @@ class Catalog:
     """
 
     def __init__(self, url: str):
-        self.engine = create_engine(url)
+        # pre-ping: a pooled PostgreSQL connection may have been closed by a server restart
+        self.engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             sqlite_pragmas(self.engine)
         migrate(self.engine)
@@ -109,6 +110,10 @@ class Catalog:
             )
         if not name.strip():
             raise CatalogError("channel name must not be empty")
+        # The column widths: PostgreSQL refuses longer values (SQLite would keep them).
+        check_text(name, "channel name")
+        check_text(owner, "owner")
+        check_text(simulcast_group, "simulcast group", 64)
         row = ChannelRow(
             id=channel_id,
             name=name.strip(),

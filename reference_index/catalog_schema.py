@@ -19,10 +19,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
     true,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .sqlite_writes import serialize_writes
 
 __all__ = [
     "FEED_STATES",
@@ -33,6 +36,7 @@ __all__ = [
     "FeedRow",
     "FeedStatusRow",
     "migrate",
+    "migration_lock",
     "sqlite_pragmas",
     "sqlite_url",
 ]
@@ -163,13 +167,40 @@ def sqlite_url(path: Path) -> str:
 
 
 def sqlite_pragmas(engine: Engine) -> None:
+    """WAL with ``synchronous=NORMAL``: a commit is durable once written to the WAL, which
+    survives the process being killed at any point (the state the project promises); only
+    an operating-system crash or power cut may lose the last commits, never corrupt the
+    file. ``FULL`` would fsync on every commit, and every accepted scan is a commit."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+    serialize_writes(engine)
+
+
+#: Key of the PostgreSQL advisory lock that serialises schema upgrades (any bigint; this one
+#: spells "vigie" in ASCII). Shared by the catalog's and the service's migrations.
+MIGRATION_LOCK_KEY = 0x7669676965
+
+
+def migration_lock(conn: Connection) -> None:
+    """Hold off other processes' schema upgrades until ``conn``'s transaction ends.
+
+    ``vigie serve`` and any number of ``vigie worker`` processes start at once against one
+    PostgreSQL database, and each upgrades the schema on open: without the lock, two
+    processes would both see an empty version table and both ``CREATE TABLE``, and one
+    would fail. PostgreSQL's DDL is transactional, so the second process waits, then finds
+    the schema at head and does nothing. SQLite needs no lock: its first write already
+    takes the database's single write lock (waiting up to the busy timeout).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def migrate(engine: Engine) -> None:
@@ -177,5 +208,6 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
+        migration_lock(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

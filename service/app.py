@@ -14,11 +14,14 @@ from fastapi import FastAPI
 from fingerprinting.capture import GuardedClient
 
 from . import __version__, problems
-from .api import channels, matches, ops, scans
+from .api import assets, channels, distributors, feeds, matches, ops, scans
+from .api import evidence as evidence_routes
+from .api import jobs as job_routes
 from .jobs import Sweeper, register
 from .middleware import BodyLimit, RequestContext
 from .runtime import Runtime
 from .settings import Settings
+from .ui import create_ui
 
 __all__ = ["create_app"]
 
@@ -55,7 +58,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_workers:
-            rt.queue.start(settings.worker_threads)
+            rt.queue.start(settings.worker_threads, nice=settings.scan_nice)
             Sweeper(rt).start()
         try:
             yield
@@ -73,8 +76,14 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(scans.router)
     app.include_router(matches.router)
+    app.include_router(evidence_routes.router)
     app.include_router(channels.router)
+    app.include_router(feeds.router)
+    app.include_router(distributors.router)
+    app.include_router(assets.router)
+    app.include_router(job_routes.router)
     scans.document_webhooks(app)
+    app.mount("/ui", create_ui(rt))  # analyst pages (not part of the API schema)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, observe=rt.metrics.observe_request)
     return app

@@ -31,6 +31,7 @@ from reference_index.index import MODALITIES
 
 from .cli_channels import channels_app
 from .cli_common import err, fail, open_catalog, open_index, settings_from_env
+from .cli_evidence import evidence_app
 from .cli_ingest import ingest_cmd
 from .cli_serve import keys_app, serve_cmd, worker_cmd
 from .detect import scan_source, scan_url
@@ -38,6 +39,7 @@ from .settings import Settings
 
 app = typer.Typer(help="Vigie: find pirate restreams of TV channels.", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
+app.add_typer(evidence_app, name="evidence")
 app.command("ingest")(ingest_cmd)
 app.command("serve")(serve_cmd)
 app.command("worker")(worker_cmd)

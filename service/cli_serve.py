@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import threading
 from typing import Annotated
@@ -46,7 +48,13 @@ def worker_cmd(
         int | None, typer.Option(help="Worker threads (VIGIE_WORKER_THREADS).")
     ] = None,
 ) -> None:
-    """Run scan jobs from the Redis broker (VIGIE_BROKER_URL) until stopped."""
+    """Run scan jobs from the Redis broker (VIGIE_BROKER_URL) until stopped.
+
+    Any number of workers, on any machines that see the same database
+    (VIGIE_DATABASE_URL, PostgreSQL) and reference index folder (VIGIE_DATA_DIR). A worker
+    killed mid-scan loses its lease within VIGIE_LEASE_SECONDS; another one's sweep
+    (every VIGIE_SWEEP_SECONDS) then hands the scan to a live worker.
+    """
     from .jobs import Sweeper, register
     from .logs import setup_logging
     from .runtime import Runtime
@@ -66,8 +74,13 @@ def worker_cmd(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt.queue.start(threads or settings.worker_threads)
-    Sweeper(rt).start()
+    n = threads or settings.worker_threads
+    rt.queue.start(n, nice=rt.settings.scan_nice)
+    Sweeper(rt).start()  # every worker process sweeps: no single one must stay up for it
+    logging.getLogger("vigie.worker").info(
+        "worker started",
+        extra={"pid": os.getpid(), "threads": n, "namespace": rt.queue.namespace},
+    )
     stop.wait()
     rt.close()
 

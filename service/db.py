@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reference_index.catalog_schema import sqlite_pragmas
+from reference_index.catalog_schema import migration_lock, sqlite_pragmas
 
 __all__ = ["Database", "migrate"]
 
@@ -28,6 +28,7 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
+        migration_lock(conn)  # other processes may be upgrading the same database right now
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -14,9 +14,11 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -137,20 +139,94 @@ def main() -> None:
     lan_env = {**env, "VIGIE_ALLOW_NETWORKS": "127.0.0.1/32"}
     try:
         out = json.loads(_vigie("scan", url, "--json", env=lan_env, echo=False))
+        print(_panel_verdict(out))
+        ok &= _good_panel(out)
+        print("\n5. The same through the HTTP service, as a monitoring bot submits it.")
+        ok &= _through_http(url, data, lan_env)
     finally:
         server.shutdown()
+    if not ok:
+        raise SystemExit("demo failed: the pirate copies were not detected as expected")
+    print("Demo OK.")
+
+
+def _good_panel(out: dict) -> bool:
     m = out["matches"][0] if out["matches"] else {}
-    ok &= m.get("channel_id") == "canal-sport" and abs(m.get("offset_seconds", -1) - 45) < 0.5
-    ok &= "s3cret" not in json.dumps(out)
+    return (
+        m.get("channel_id") == "canal-sport"
+        and abs(m.get("offset_seconds", -1) - 45) < 0.5
+        and "s3cret" not in json.dumps(out)
+    )
+
+
+def _panel_verdict(out: dict) -> str:
+    m = out["matches"][0] if out["matches"] else {}
     segments = [r for r in out["capture"]["evidence"]["ranges"] if r["role"] == "segment"]
-    print(
+    return (
         f"Verdict: {out['sample']['source']} -> {out['verdict']} {m.get('channel_id', '')} "
         f"at {m.get('offset_seconds', '?')} s, confidence {m.get('confidence', '?')}; "
         f"{len(segments)} segments captured, each SHA-256 in the evidence"
     )
-    if not ok:
-        raise SystemExit("demo failed: the pirate copies were not detected as expected")
-    print("Demo OK.")
+
+
+def _through_http(url: str, data: Path, env: dict[str, str]) -> bool:
+    """Start ``vigie serve``, submit ``url`` with a bot's key, wait for its verdict and show
+    the incident an analyst would see. True when it names the right channel."""
+    import httpx
+
+    from .db import Database
+    from .keys import create_key
+    from .settings import Settings
+
+    db = Database(Settings(data_dir=data).catalog_url)
+    _, bot = create_key(db, "demo-bot", ["scans:write"])
+    _, analyst = create_key(db, "demo-analyst", ["matches:read"])
+    db.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    print(f"$ vigie serve --port {port}")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for _ in range(300):
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            as_bot = {"Authorization": f"Bearer {bot}"}
+            posted = http.post("/v1/scans", json={"url": url}, headers=as_bot)
+            where = posted.headers.get("location")
+            print(f"POST /v1/scans -> {posted.status_code}, Location: {where}")
+            scan = posted.json()
+            deadline = time.monotonic() + 120
+            while scan["status"] not in ("done", "failed") and time.monotonic() < deadline:
+                time.sleep(0.5)
+                scan = http.get(posted.headers["location"], headers=as_bot).json()
+            print(
+                f"GET {posted.headers['location']} -> {scan['status']}: {scan.get('verdict')} "
+                f"{scan.get('channel_id') or ''}, confidence {scan.get('confidence')} "
+                f"(a second sample, {Settings().confirm_after_seconds:.0f} s later, confirms it)"
+            )
+            as_analyst = {"Authorization": f"Bearer {analyst}"}
+            incidents = http.get("/v1/incidents", headers=as_analyst).json()["items"]
+            for i in incidents:
+                print(
+                    f"Incident {i['id']}: {i['host']} restreams {i['channel_id']}, "
+                    f"{i['verdict']}, first seen {i['first_seen']}"
+                )
+    finally:
+        serve.terminate()
+        serve.wait(30)
+    return scan.get("channel_id") == "canal-sport" and scan.get("verdict") == "suspected"
 
 
 if __name__ == "__main__":

@@ -41,10 +41,12 @@ def _incident(s: Session, host: str, mv: MatchVerdict, when: datetime) -> Incide
     dialect = s.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     s.execute(insert(IncidentRow).values(**values).on_conflict_do_nothing())
+    # Locked until the transaction ends (PostgreSQL; SQLite has one writer at a time anyway):
+    # two workers folding matches into one incident must not lose each other's counts.
     return s.scalars(
-        select(IncidentRow).where(
-            IncidentRow.host == host, IncidentRow.channel_id == mv.match.channel_id
-        )
+        select(IncidentRow)
+        .where(IncidentRow.host == host, IncidentRow.channel_id == mv.match.channel_id)
+        .with_for_update()
     ).one()
 
 
@@ -59,9 +61,15 @@ def record_matches(
 ) -> list[MatchRow]:
     """Add a match row per matched channel and fold it into its incident."""
     rows = []
+    # Lock the incidents in one order (by channel) whatever the order of the matches, so
+    # that two transactions recording the same channels cannot deadlock.
+    incidents = {
+        mv.match.channel_id: _incident(s, host, mv, when)
+        for mv in sorted(found, key=lambda mv: mv.match.channel_id)
+    }
     for mv in found:
         m = mv.match
-        incident = _incident(s, host, mv, when)
+        incident = incidents[m.channel_id]
         data = m.as_dict()
         data["url"] = url
         row = MatchRow(

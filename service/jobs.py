@@ -6,22 +6,30 @@ and its webhook messages in one transaction fenced by the attempt number: a work
 lost its lease (it was presumed dead, another took over) cannot write a second result.
 Messages are sent after that transaction commits; the sweeper re-sends any the process
 did not live to send.
+
+A claimed scan is leased for ``lease_seconds`` and the lease is renewed every third of
+that while the job runs, so a worker killed mid-capture lets go of its scan within
+``lease_seconds``; the next sweep (every ``sweep_seconds``, in every worker process) re-sends
+it and another worker takes it over. Renewal stops after the capture deadline plus
+:data:`LEASE_MARGIN_SECONDS`: a job wedged past that loses its scan as a dead one would.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
 from fingerprinting.capture import CaptureError, CapturePlan, read_channel_list, redact_url, sample
 
 from . import webhooks
-from .detect import ScanResult, sample_airing, scan_media
+from .detect import ScanResult, sample_airing
+from .evidence import StagedArtefacts, fingerprint_params, scan_record, stage_scan
 from .incidents import raise_incident, record_matches
 from .logs import scan_id as scan_id_var
 from .models import (
@@ -45,7 +53,8 @@ log = logging.getLogger("vigie.jobs")
 #: A scan whose job died this many times is failed, not retried again (a stream that
 #: crashes workers must not take the fleet down in a loop).
 MAX_SCAN_ATTEMPTS = 3
-#: Seconds a worker may hold a scan beyond its capture deadline before it is presumed dead.
+#: Seconds a worker may go on renewing its lease beyond the capture deadline (matching and
+#: recording the verdict) before its scan is presumed stuck and let go.
 LEASE_MARGIN_SECONDS = 120.0
 #: A queued scan not picked up for this long has its message re-sent (seconds).
 STALE_QUEUED_SECONDS = 60.0
@@ -63,7 +72,62 @@ def register(rt: Runtime) -> None:
 
 
 def _lease_seconds(rt: Runtime) -> float:
+    return rt.settings.lease_seconds
+
+
+def _hold_seconds(rt: Runtime) -> float:
+    """Longest a worker may keep a scan by renewing its lease, in seconds."""
     return rt.settings.capture_deadline_seconds + LEASE_MARGIN_SECONDS
+
+
+def renew_lease(rt: Runtime, scan_id: int, attempt: int, until: datetime) -> bool:
+    """Extend attempt ``attempt``'s lease on the scan to ``until``; ``False`` once the scan
+    is finished or was taken over (then there is nothing left to renew)."""
+    with rt.db.session() as s:
+        return (
+            s.execute(
+                update(ScanRow)
+                .where(
+                    ScanRow.id == scan_id,
+                    ScanRow.attempts == attempt,
+                    ScanRow.status.in_(("sampling", "matching")),
+                )
+                .values(lease_until=until)
+            ).rowcount
+            == 1
+        )
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a claimed scan's lease every third of ``lease_seconds`` while the job runs
+    (``with _LeaseKeeper(rt, row): ...``), never past claim + :func:`_hold_seconds`."""
+
+    def __init__(self, rt: Runtime, row: ScanRow) -> None:
+        super().__init__(name=f"vigie-lease-{row.id}", daemon=True)
+        self.rt, self.scan_id, self.attempt = rt, row.id, row.attempts
+        self.cap = utc_now() + timedelta(seconds=_hold_seconds(rt))
+        self.done = threading.Event()
+
+    def __enter__(self) -> _LeaseKeeper:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
+
+    def run(self) -> None:
+        lease = _lease_seconds(self.rt)
+        while not self.done.wait(lease / 3.0):
+            now = utc_now()
+            if now >= self.cap:
+                return
+            until = min(now + timedelta(seconds=lease), self.cap)
+            try:
+                if not renew_lease(self.rt, self.scan_id, self.attempt, until):
+                    return
+            except Exception:  # the database is away: retry next time, the lease may lapse
+                log.warning("lease renewal failed", exc_info=True)
 
 
 def claim(rt: Runtime, scan_id: int) -> ScanRow | None:
@@ -127,11 +191,13 @@ def run_scan(rt: Runtime, scan_id: int) -> None:
         row = claim(rt, scan_id)
         if row is None:
             return
-        try:
-            _scan(rt, row)
-        except Exception as exc:  # a bug or a broken index: fail the scan, keep the worker
-            log.exception("scan failed")
-            _fail(rt, row, f"{type(exc).__name__}: {exc}"[:500])
+        log.info("scan claimed", extra={"attempt": row.attempts, "pid": os.getpid()})
+        with _LeaseKeeper(rt, row):
+            try:
+                _scan(rt, row)
+            except Exception as exc:  # a bug or a broken index: fail the scan, keep the worker
+                log.exception("scan failed")
+                _fail(rt, row, f"{type(exc).__name__}: {exc}"[:500])
     finally:
         scan_id_var.reset(token)
 
@@ -156,7 +222,9 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
         frame_width=pv.frame_width,
         deadline_seconds=settings.capture_deadline_seconds,
         egress_note=settings.egress_note,
+        keep_bytes=settings.evidence_max_bytes,
     )
+    params = fingerprint_params(pa, pv)
     started = time.perf_counter()
     try:
         with rt.client_factory() as client:
@@ -164,6 +232,10 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
     except CaptureError as exc:
         rt.metrics.sample.observe(time.perf_counter() - started)
         evidence = exc.evidence.public() if exc.evidence is not None else None
+        record = scan_record(None, "unreachable", reason=exc.reason, message=exc.message)
+        staged = stage_scan(
+            settings, row.id, row.attempts, evidence=exc.evidence, record=record, params=params
+        )
         _finish(
             rt,
             row,
@@ -174,6 +246,7 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
             reason=exc.reason,
             message=exc.message,
             sample_seconds=time.perf_counter() - started,
+            artefacts=staged,
         )
         return
     sampled = time.perf_counter() - started
@@ -183,17 +256,14 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
     matched_from = time.perf_counter()
     aired, basis = sample_airing(got)
     shown = redact_url(got.evidence.requested_url)
-    result: ScanResult = rt.index.use(
-        lambda ix: scan_media(
-            got.pcm,
-            got.frames,
-            ix,
-            settings.suspect_confidence,
-            shown,
-            matched_from,
-            aired=aired,
-            basis=basis,
-        )
+    result: ScanResult = rt.matcher.match(
+        got.pcm,
+        got.frames,
+        settings.suspect_confidence,
+        shown,
+        matched_from,
+        aired=aired,
+        basis=basis,
     )
     match_seconds = time.perf_counter() - matched_from
     rt.metrics.match.observe(match_seconds)
@@ -213,6 +283,18 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
     )
     data = result.as_dict()
     data["sample"]["aired_utc"] = aired
+    staged = stage_scan(
+        settings,
+        row.id,
+        row.attempts,
+        evidence=got.evidence,
+        record=scan_record(data, verdict.verdict, note=verdict.note),
+        params=params,
+        sample=got,
+        matches=result.matches,
+        thumbnails=lambda c, q: rt.index.use(lambda ix: ix.thumbnails(c, q)),
+        keep_media=bool(result.matches),
+    )
     _finish(
         rt,
         row,
@@ -223,6 +305,7 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
         sample_seconds=sampled,
         match_seconds=match_seconds,
         aired=aired,
+        artefacts=staged,
     )
 
 
@@ -272,9 +355,12 @@ def _finish(
     reason: str | None = None,
     message: str | None = None,
     aired: float | None = None,
+    artefacts: StagedArtefacts | None = None,
 ) -> None:
     """Record the verdict, its matches and incidents, the second sample and the webhook
-    messages in one transaction (fenced by the attempt); then send what it queued."""
+    messages in one transaction (fenced by the attempt); then send what it queued. The
+    scan's staged ``artefacts`` are published inside that transaction once the fence
+    held, so a scan marked done has them (see :mod:`service.evidence.writer`)."""
     settings = rt.settings
     now = utc_now()
     lead = verdict.lead
@@ -308,7 +394,11 @@ def _finish(
         ).rowcount
         if fenced != 1:
             log.warning("scan was taken over by another worker; result dropped")
+            if artefacts is not None:
+                artefacts.discard()
             return
+        if artefacts is not None:
+            artefacts.publish()
         record_matches(s, row.id, row.host, redact_url(row.url), verdict.matches, now)
         if verdict.confirm and settings.confirm_after_seconds >= 0:
             due = now + timedelta(seconds=settings.confirm_after_seconds)
@@ -365,7 +455,7 @@ def _settle_first(s, first_id: int, second: Verdict) -> list[int]:  # noqa: ANN0
         ).first()
         if lead is not None:
             lead.verdict = "confirmed"
-            incident = s.get(IncidentRow, lead.incident_id)
+            incident = s.get(IncidentRow, lead.incident_id, with_for_update=True)
             raise_incident(incident, "confirmed", lead.confidence)
     else:
         confirmation["state"] = "not_confirmed"
@@ -543,11 +633,13 @@ def _add_scans(rt: Runtime, rows: list[ScanRow]) -> list[int]:
 class Sweeper(threading.Thread):
     """Re-sends work whose message was lost: scans queued (and due) for a while, scans
     whose worker's lease expired, webhook deliveries past due, playlists still expanding.
-    Runs once at start-up (what a killed process left) and then every ``every`` seconds."""
+    Runs once at start-up (what a killed process left) and then every ``every`` seconds
+    (default: the ``sweep_seconds`` setting)."""
 
-    def __init__(self, rt: Runtime, every: float = 30.0) -> None:
+    def __init__(self, rt: Runtime, every: float | None = None) -> None:
         super().__init__(name="vigie-sweeper", daemon=True)
-        self.rt, self.every = rt, every
+        self.rt = rt
+        self.every = rt.settings.sweep_seconds if every is None else every
 
     def run(self) -> None:
         first = True
@@ -604,7 +696,10 @@ class Sweeper(threading.Thread):
                     )
                 )
             )
-            if startup:  # scheduled second samples lost with an in-process broker
+            if startup and self.rt.queue.in_process:
+                # Scheduled second samples lost with the in-process broker. (Redis keeps
+                # its delayed messages: re-sending them at every worker start would only
+                # pile up copies.)
                 later = list(
                     s.scalars(
                         select(ScanRow.id).where(

@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 __all__ = ["PROBLEM_JSON", "Problem", "install", "problem_response"]
 
 PROBLEM_JSON = "application/problem+json"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 log = logging.getLogger("vigie.api")
 
 _TITLES = {
@@ -87,6 +89,18 @@ def _field(loc: tuple | list) -> str:
     return out or ".".join(str(p) for p in loc)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method that some route of the app serves at the request's path. Starlette's
+    own ``Allow`` names only the methods of the first route matching the path, and FastAPI
+    makes one route per method, where RFC 9110 wants all those of the resource."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem+json."""
 
@@ -120,13 +134,17 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.url.path}"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return problem_response(
             exc.status_code,
             detail,
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

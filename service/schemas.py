@@ -6,11 +6,19 @@ FastAPI checks every response against it.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from fingerprinting.capture import split_kodi_url
 
@@ -18,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "DeliveryOut",
     "IncidentOut",
+    "IsoDateTime",
     "MatchOut",
     "Page",
     "ReviewRequest",
@@ -31,6 +40,27 @@ MAX_URL_CHARS = 4096
 Modality = Literal["audio", "video"]
 Verdict = Literal["confirmed", "suspected", "no_match", "authorized", "unreachable"]
 ScanStatus = Literal["queued", "sampling", "matching", "done", "failed"]
+
+
+#: An RFC 3339 date and time at the start of the text (pydantic then parses it, offset and
+#: fractions included).
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_datetime(value: object) -> object:
+    """Refuse what pydantic would otherwise read as a date-time although the schema says
+    ``format: date-time``: numbers (taken as Unix times: ``since=0.5`` was 1970) and bare
+    dates. Datetimes built in Python pass as they are."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2026-12-01T10:00:00Z")
+    return value
+
+
+#: A date-time given as ISO 8601 text, as its OpenAPI ``format: date-time`` says; no
+#: offset = UTC.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 def check_stream_url(value: str, what: str = "url") -> str:
@@ -52,6 +82,8 @@ def check_stream_url(value: str, what: str = "url") -> str:
         raise ValueError(f"{what} must be an http or https URL (got scheme {parts.scheme!r})")
     if not parts.hostname:
         raise ValueError(f"{what} has no host")
+    if len(parts.hostname) > 253:  # DNS's limit (RFC 1035); the host column holds 255
+        raise ValueError(f"{what} has a host name longer than 253 characters")
     del port
     return value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     data_dir : Path
         Where the catalog database and the reference index live (``VIGIE_DATA_DIR``).
     database_url : str or None
-        SQLAlchemy URL of the catalog; ``None`` = SQLite file ``<data_dir>/vigie.db``.
+        SQLAlchemy URL of the catalog and the service tables (one database, two Alembic
+        histories): ``postgresql+psycopg://user@host/db`` (extra ``vigie[postgres]``) for
+        many processes on many machines; ``None`` = SQLite file ``<data_dir>/vigie.db``.
     match_confidence : float
         Calibrated confidence from which an alignment is reported as a match (0.999 = one
         chance alignment in a thousand scans).
@@ -33,11 +35,30 @@ class Settings(BaseSettings):
     egress_note : str
         Recorded in every capture's evidence: where our requests leave from.
     broker_url : str or None
-        Job queue: ``redis://...`` for the Redis broker shared by many ``vigie worker``
-        processes; ``None`` = in-process broker and worker threads started by ``vigie serve``.
+        Job queue: ``redis://host:port/db[?namespace=NAME]`` for the Redis broker shared by
+        any number of ``vigie worker`` processes (extra ``vigie[redis]``; ``vigie serve`` then
+        runs the API only); ``None`` = in-process broker and worker threads started by
+        ``vigie serve``.
     worker_threads : int
         Scans one process runs at once. Captures wait on the network for most of their
         ``scan_seconds``, so this is well above the number of cores.
+    match_processes : int
+        Processes that fingerprint samples and query the index for this process's scans
+        (``0``: on the scan threads themselves). Matching is the CPU-bound part of a scan;
+        kept out of the API process, it cannot hold the interpreter lock that HTTP
+        requests wait on. One per core that the API does not need.
+    scan_nice : int
+        CPU priority steps (Linux ``nice``) by which scan threads and match processes run
+        below the API, so that decoding at full speed does not make HTTP requests wait
+        for a core (``0``: same priority).
+    lease_seconds : float
+        How long a worker's hold on a scan lasts unless renewed, in seconds. A live worker
+        renews it every third of that; a killed one stops, and another worker takes the
+        scan over once the lease has run out and a sweep has re-sent it: within
+        ``lease_seconds + sweep_seconds`` of the death.
+    sweep_seconds : float
+        Period of the sweeper, in seconds: how often each worker process re-sends work
+        whose message was lost or whose worker died.
     suspect_confidence : float
         Calibrated confidence from which a match is reported ``suspected`` (below
         ``match_confidence``, or above it but not yet confirmed by a second sample).
@@ -58,6 +79,14 @@ class Settings(BaseSettings):
     webhook_backoff_seconds : float
         First retry delay of a failed webhook, in seconds; later ones follow the Standard
         Webhooks schedule scaled from it (5 s: 5 min, 30 min, 2 h ... about a day in all).
+    evidence_key_path : Path
+        The Ed25519 private key that signs evidence bundles (PEM, mode 0600), made on
+        first use; default ``<data_dir>/keys/evidence-ed25519.pem``. Keep it: bundles
+        signed with a lost key can only be checked against its published public key.
+    evidence_max_bytes : int
+        Media bytes (segments, streams) a scan keeps for its evidence bundle, in bytes
+        (default 16 MiB: a 10 s sample of a 10 Mbit/s stream); playlists are kept whole
+        besides. ``0``: no playlists or media bytes kept, only their hashes.
     host, port : str, int
         Where ``vigie serve`` listens.
     """
@@ -73,6 +102,10 @@ class Settings(BaseSettings):
     egress_note: str = ""
     broker_url: str | None = None
     worker_threads: int = Field(8, ge=1, le=256)
+    match_processes: int = Field(1, ge=0, le=64)
+    scan_nice: int = Field(10, ge=0, le=19)
+    lease_seconds: float = Field(60.0, ge=3.0, le=3600.0)
+    sweep_seconds: float = Field(30.0, gt=0.0, le=3600.0)
     suspect_confidence: float = Field(0.99, gt=0.0, lt=1.0)
     confirm_after_seconds: float = Field(120.0, ge=0.0, le=86400.0)
     confirm_tolerance_seconds: float = Field(10.0, gt=0.0, le=3600.0)
@@ -81,8 +114,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65536, ge=1024)
     max_playlist_entries: int = Field(5000, ge=1, le=100000)
     webhook_backoff_seconds: float = Field(5.0, gt=0.0, le=3600.0)
+    evidence_key_path: Path | None = None
+    evidence_max_bytes: int = Field(16 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _default_key_path(self) -> Settings:
+        if self.evidence_key_path is None:
+            self.evidence_key_path = self.data_dir / "keys" / "evidence-ed25519.pem"
+        return self
 
     @property
     def index_dir(self) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -10,6 +9,7 @@ from sqlalchemy import select
 
 from fingerprinting.capture import redact_url
 
+from ..evidence import record_reviews
 from ..keys import ApiKey
 from ..models import AuditRow, IncidentRow, MatchRow, ScanRow, utc, utc_now
 from ..problems import Problem
@@ -18,12 +18,13 @@ from ..schemas import (
     AuditEntry,
     IncidentOut,
     IncidentPage,
+    IsoDateTime,
     MatchOut,
     MatchPage,
     ReviewRequest,
 )
-from .deps import SessionDep, require
-from .scans import ERRORS
+from .deps import RuntimeDep, SessionDep, require
+from .responses import BODY_ERRORS, ERRORS
 
 router = APIRouter(prefix="/v1", tags=["matches"])
 Reader = require("matches:read")
@@ -116,7 +117,7 @@ def list_matches(
     verdict: VerdictQ = None,
     host: Annotated[str | None, Query(max_length=255)] = None,
     incident_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    since: Annotated[datetime | None, Query(description="Found at or after (ISO 8601).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Found at or after (ISO 8601).")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict:
@@ -168,9 +169,11 @@ def get_match(match_id: Id, s: SessionDep, key: Reader) -> dict:
     response_model=AuditEntry,
     status_code=201,
     summary="Confirm or dismiss a match (written to the audit log)",
-    responses=ERRORS,
+    responses={**ERRORS, **BODY_ERRORS},
 )
-def review(match_id: Id, body: ReviewRequest, s: SessionDep, key: Reviewer) -> dict:
+def review(
+    match_id: Id, body: ReviewRequest, s: SessionDep, key: Reviewer, rt: RuntimeDep = None
+) -> dict:
     m = s.get(MatchRow, match_id)
     if m is None:
         raise Problem(404, f"no match {match_id}")
@@ -195,7 +198,11 @@ def review(match_id: Id, body: ReviewRequest, s: SessionDep, key: Reviewer) -> d
     )
     s.add(entry)
     s.flush()
-    return _audit(entry)
+    out = _audit(entry)
+    if rt is not None:  # over HTTP; a caller with a session of its own signs after its commit
+        s.commit()  # the review stands before its signed evidence entry is made
+        record_reviews(rt.db, rt.settings, m.id)
+    return out
 
 
 @router.get(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from ..metrics import CONTENT_TYPE
 from ..problems import Problem
 from .deps import RuntimeDep, require
+from .responses import AUTH_ERRORS, problem
 
 router = APIRouter(tags=["operations"])
 
@@ -19,7 +20,10 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Database, index and queue answer",
-    responses={503: {"description": "A dependency is down (named in `checks`)."}},
+    responses={
+        **AUTH_ERRORS,
+        503: problem(503, "A dependency is down (each is named in `checks`)."),
+    },
 )
 def readyz(rt: RuntimeDep, _key: require("matches:read")) -> dict[str, object]:
     checks: dict[str, str] = {}
@@ -44,7 +48,10 @@ def readyz(rt: RuntimeDep, _key: require("matches:read")) -> dict[str, object]:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Text exposition format."}},
+    responses={
+        200: {"content": {CONTENT_TYPE: {}}, "description": "Text exposition format."},
+        **AUTH_ERRORS,
+    },
 )
 def metrics(rt: RuntimeDep, _key: require("matches:read")) -> Response:
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE)

@@ -13,21 +13,15 @@ from ..keys import ApiKey
 from ..models import DeliveryAttemptRow, DeliveryRow, ScanGroupRow, ScanRow, utc, utc_now
 from ..problems import Problem
 from ..scans import CursorError, find_duplicate, group_dict, matches_of, new_scan, page, scan_dict
-from ..schemas import DeliveryOut, ScanGroupOut, ScanOut, ScanPage, ScanRequest
+from ..schemas import DeliveryOut, IsoDateTime, ScanGroupOut, ScanOut, ScanPage, ScanRequest
 from .deps import RuntimeDep, SessionDep, require
+from .responses import BODY_ERRORS, ERRORS, location
 
 router = APIRouter(prefix="/v1", tags=["scans"])
 Writer = require("scans:write")
 #: Bots read back their own scans; analysts read every scan.
 ScanReader = require("scans:write", "matches:read")
 Id = Annotated[int, Path(ge=1, le=2**62)]
-ERRORS = {
-    401: {"description": "No API key, or an unknown one."},
-    403: {"description": "The key lacks the scope."},
-    404: {"description": "No such resource."},
-    422: {"description": "Invalid request; `errors` names each field."},
-    429: {"description": "Rate limit; see `Retry-After`."},
-}
 
 
 def _can_read(key: ApiKey, row: ScanRow) -> bool:
@@ -46,15 +40,15 @@ def _scan_out(s, row: ScanRow, key: ApiKey) -> dict:  # noqa: ANN001
     response_model=ScanOut | ScanGroupOut,
     responses={
         200: {
-            "description": "The URL was submitted recently: the existing scan is returned.",
+            **location("The URL was submitted recently: the existing scan is returned."),
             "model": ScanOut,
         },
-        202: {
-            "description": "Accepted: a scan (``url``) or a group (``urls``, "
+        202: location(
+            "Accepted: a scan (``url``) or a group (``urls``, "
             "``playlist_url``); `Location` points at it."
-        },
+        ),
         **{k: v for k, v in ERRORS.items() if k != 404},
-        413: {"description": "Request body too large."},
+        **BODY_ERRORS,
     },
 )
 def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -> dict:
@@ -131,7 +125,7 @@ def list_scans(
     channel_id: Annotated[str | None, Query(max_length=64)] = None,
     group_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     since: Annotated[
-        datetime | None, Query(description="Submitted at or after (ISO 8601).")
+        IsoDateTime | None, Query(description="Submitted at or after (ISO 8601).")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

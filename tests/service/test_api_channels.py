@@ -18,14 +18,17 @@ from service.media import synth_pictures, synth_programme, write_audio, write_vi
 from service.models import AuditRow, JobRow, utc_now
 from service.reindex_job import run_reindex, sweep_reindex
 from service.settings import Settings
+from tests.service.backends import embedded_only
 
 PROBLEM = "application/problem+json"
 SECRET_URL = "http://u:secret@tv.example/live/user/pass/1.ts"
 
 
 @pytest.fixture
-def app(tmp_path):
-    return create_app(Settings(data_dir=tmp_path / "data", rate_per_minute=100_000))
+def app(tmp_path, backend):
+    """The app on each back end (``embedded``, ``scaleout``: see tests/service/backends.py)."""
+    settings = Settings(data_dir=tmp_path / "data", rate_per_minute=100_000, **backend.overrides())
+    return create_app(settings, start_workers=backend.start_workers)
 
 
 @pytest.fixture
@@ -115,6 +118,7 @@ def test_channel_duplicate_is_409(client, admin, channel):
         ({"id": "ok", "name": "x", "colour": "red"}, "colour"),
     ],
 )
+@embedded_only
 def test_channel_bad_input_is_422(client, admin, body, field):
     body = _problem(client.post("/v1/channels", json=body, headers=admin), 422)
     assert body["detail"].startswith(f"{field}:"), body
@@ -306,6 +310,7 @@ def test_distributors_round_trip(client, admin, reader, channel):
         ),
     ],
 )
+@embedded_only
 def test_distributor_bad_input_is_422(client, admin, channel, body, words):
     r = client.post(f"/v1/channels/{channel}/distributors", json=body, headers=admin)
     _problem(r, 422, *words)
@@ -371,6 +376,7 @@ READS = [
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
+@embedded_only
 def test_writes_need_admin(client, reader, rt, method, path, body):
     scanner = _auth(rt, "scans:write")
     for headers in (reader, scanner):
@@ -380,6 +386,7 @@ def test_writes_need_admin(client, reader, rt, method, path, body):
 
 
 @pytest.mark.parametrize("path", READS)
+@embedded_only
 def test_reads_need_a_reading_key(client, rt, path):
     _problem(client.get(path), 401)
     _problem(client.get(path, headers={"Authorization": "Bearer vk_nope_nope"}), 401)
@@ -613,6 +620,7 @@ def test_run_reindex_fails_for_a_removed_channel(app, rt, tmp_path):
         assert row.status == "failed" and "gone" in row.error and row.finished_at
 
 
+@embedded_only
 def test_openapi_documents_the_routes(app):
     spec = app.openapi()
     paths = spec["paths"]

@@ -14,6 +14,7 @@ from service.settings import Settings
 from service.webhooks import verify
 from tests.fingerprinting.capture.hls_media import LiveHls, make_source, segment
 from tests.fingerprinting.capture.servers import LoopbackServer, static
+from tests.service.backends import embedded_only
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,12 @@ def settings_for(data, **over):
 
 
 @pytest.fixture
-def service(channel):
+def service(channel, backend):
+    """The app on each back end (``embedded``, ``scaleout``: see tests/service/backends.py)."""
     data, _, _ = channel
-    app = create_app(settings_for(data))
+    app = create_app(
+        settings_for(data, **backend.overrides(data)), start_workers=backend.start_workers
+    )
     rt = app.state.runtime
     bot, bot_token = create_key(rt.db, "bot", ["scans:write"])
     _, analyst_token = create_key(rt.db, "analyst", ["matches:read", "matches:review"])
@@ -212,11 +216,13 @@ def test_a_playlist_fans_out_into_one_scan_per_entry(service):
         ({"url": "rtmp://x/live"}, "url"),
         ({"url": "http://x/a.ts", "urls": ["http://x/b.ts"]}, "exactly one"),
         ({"urls": ["http://x/a.ts", "ftp://x/b"]}, "urls[1]"),
+        ({"url": "http://" + "a" * 254 + "/live.ts"}, "longer than 253"),
         ({"url": "http://x/a.ts", "seconds": 0.5}, "seconds"),
         ({"url": "http://x/a.ts", "modalities": ["smell"]}, "modalities[0]"),
         ({"url": "http://x/a.ts", "surprise": 1}, "surprise"),
     ],
 )
+@embedded_only
 def test_bad_submissions_are_422_naming_the_field(service, body, field):
     client, _, bot_h, _ = service
     got = client.post("/v1/scans", headers=bot_h, json=body)
