@@ -17,10 +17,11 @@ from . import __version__, problems
 from .api import assets, channels, distributors, feeds, matches, ops, scans
 from .api import evidence as evidence_routes
 from .api import jobs as job_routes
-from .jobs import Sweeper, register
+from .jobs import register
 from .middleware import BodyLimit, RequestContext
 from .runtime import Runtime
 from .settings import Settings
+from .sweeper import Sweeper
 from .ui import create_ui
 
 __all__ = ["create_app"]

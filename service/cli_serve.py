@@ -55,9 +55,10 @@ def worker_cmd(
     killed mid-scan loses its lease within VIGIE_LEASE_SECONDS; another one's sweep
     (every VIGIE_SWEEP_SECONDS) then hands the scan to a live worker.
     """
-    from .jobs import Sweeper, register
+    from .jobs import register
     from .logs import setup_logging
     from .runtime import Runtime
+    from .sweeper import Sweeper
 
     settings = settings_from_env()
     if not settings.broker_url:

@@ -1,4 +1,4 @@
-"""The jobs: run a scan, expand a playlist into scans, deliver a webhook; and the sweeper.
+"""The jobs: run a scan, expand a playlist into scans, deliver a webhook.
 
 A scan job claims its row (``queued`` -> ``sampling``, or a ``sampling``/``matching`` row
 whose worker's lease ran out), captures, matches, and records the verdict, its matches
@@ -7,11 +7,7 @@ lost its lease (it was presumed dead, another took over) cannot write a second r
 Messages are sent after that transaction commits; the sweeper re-sends any the process
 did not live to send.
 
-A claimed scan is leased for ``lease_seconds`` and the lease is renewed every third of
-that while the job runs, so a worker killed mid-capture lets go of its scan within
-``lease_seconds``; the next sweep (every ``sweep_seconds``, in every worker process) re-sends
-it and another worker takes it over. Renewal stops after the capture deadline plus
-:data:`LEASE_MARGIN_SECONDS`: a job wedged past that loses its scan as a dead one would.
+Leases are kept by :mod:`service.leases`; lost work is re-sent by :mod:`service.sweeper`.
 """
 
 from __future__ import annotations
@@ -19,9 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
@@ -31,6 +26,7 @@ from . import webhooks
 from .detect import ScanResult, sample_airing
 from .evidence import StagedArtefacts, fingerprint_params, scan_record, stage_scan
 from .incidents import raise_incident, record_matches
+from .leases import LeaseKeeper, lease_seconds
 from .logs import scan_id as scan_id_var
 from .models import (
     DeliveryAttemptRow,
@@ -42,22 +38,17 @@ from .models import (
     utc,
     utc_now,
 )
-from .reindex_job import register_reindex, sweep_reindex
+from .reindex_job import register_reindex
 from .runtime import Runtime
 from .scans import matches_of, new_scan, scan_dict
 from .verdict import ChannelInfo, Earlier, Verdict, decide, stream_addresses
 
-__all__ = ["MAX_SCAN_ATTEMPTS", "Sweeper", "register", "run_scan"]
+__all__ = ["MAX_SCAN_ATTEMPTS", "register", "run_scan"]
 
 log = logging.getLogger("vigie.jobs")
 #: A scan whose job died this many times is failed, not retried again (a stream that
 #: crashes workers must not take the fleet down in a loop).
 MAX_SCAN_ATTEMPTS = 3
-#: Seconds a worker may go on renewing its lease beyond the capture deadline (matching and
-#: recording the verdict) before its scan is presumed stuck and let go.
-LEASE_MARGIN_SECONDS = 120.0
-#: A queued scan not picked up for this long has its message re-sent (seconds).
-STALE_QUEUED_SECONDS = 60.0
 
 
 def register(rt: Runtime) -> None:
@@ -69,65 +60,6 @@ def register(rt: Runtime) -> None:
 
 
 # --- scans ---------------------------------------------------------------------------
-
-
-def _lease_seconds(rt: Runtime) -> float:
-    return rt.settings.lease_seconds
-
-
-def _hold_seconds(rt: Runtime) -> float:
-    """Longest a worker may keep a scan by renewing its lease, in seconds."""
-    return rt.settings.capture_deadline_seconds + LEASE_MARGIN_SECONDS
-
-
-def renew_lease(rt: Runtime, scan_id: int, attempt: int, until: datetime) -> bool:
-    """Extend attempt ``attempt``'s lease on the scan to ``until``; ``False`` once the scan
-    is finished or was taken over (then there is nothing left to renew)."""
-    with rt.db.session() as s:
-        return (
-            s.execute(
-                update(ScanRow)
-                .where(
-                    ScanRow.id == scan_id,
-                    ScanRow.attempts == attempt,
-                    ScanRow.status.in_(("sampling", "matching")),
-                )
-                .values(lease_until=until)
-            ).rowcount
-            == 1
-        )
-
-
-class _LeaseKeeper(threading.Thread):
-    """Renews a claimed scan's lease every third of ``lease_seconds`` while the job runs
-    (``with _LeaseKeeper(rt, row): ...``), never past claim + :func:`_hold_seconds`."""
-
-    def __init__(self, rt: Runtime, row: ScanRow) -> None:
-        super().__init__(name=f"vigie-lease-{row.id}", daemon=True)
-        self.rt, self.scan_id, self.attempt = rt, row.id, row.attempts
-        self.cap = utc_now() + timedelta(seconds=_hold_seconds(rt))
-        self.done = threading.Event()
-
-    def __enter__(self) -> _LeaseKeeper:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.join()
-
-    def run(self) -> None:
-        lease = _lease_seconds(self.rt)
-        while not self.done.wait(lease / 3.0):
-            now = utc_now()
-            if now >= self.cap:
-                return
-            until = min(now + timedelta(seconds=lease), self.cap)
-            try:
-                if not renew_lease(self.rt, self.scan_id, self.attempt, until):
-                    return
-            except Exception:  # the database is away: retry next time, the lease may lapse
-                log.warning("lease renewal failed", exc_info=True)
 
 
 def claim(rt: Runtime, scan_id: int) -> ScanRow | None:
@@ -159,7 +91,7 @@ def claim(rt: Runtime, scan_id: int) -> ScanRow | None:
             .values(
                 status="sampling",
                 attempts=row.attempts + 1,
-                lease_until=now + timedelta(seconds=_lease_seconds(rt)),
+                lease_until=now + timedelta(seconds=lease_seconds(rt)),
                 started_at=now,
                 updated_at=now,
             )
@@ -192,7 +124,7 @@ def run_scan(rt: Runtime, scan_id: int) -> None:
         if row is None:
             return
         log.info("scan claimed", extra={"attempt": row.attempts, "pid": os.getpid()})
-        with _LeaseKeeper(rt, row):
+        with LeaseKeeper(rt, row):
             try:
                 _scan(rt, row)
             except Exception as exc:  # a bug or a broken index: fail the scan, keep the worker
@@ -628,102 +560,3 @@ def _add_scans(rt: Runtime, rows: list[ScanRow]) -> list[int]:
 
 
 # --- the sweeper -----------------------------------------------------------------------
-
-
-class Sweeper(threading.Thread):
-    """Re-sends work whose message was lost: scans queued (and due) for a while, scans
-    whose worker's lease expired, webhook deliveries past due, playlists still expanding.
-    Runs once at start-up (what a killed process left) and then every ``every`` seconds
-    (default: the ``sweep_seconds`` setting)."""
-
-    def __init__(self, rt: Runtime, every: float | None = None) -> None:
-        super().__init__(name="vigie-sweeper", daemon=True)
-        self.rt = rt
-        self.every = rt.settings.sweep_seconds if every is None else every
-
-    def run(self) -> None:
-        first = True
-        while not self.rt.stopping.is_set():
-            try:
-                self.sweep(startup=first)
-            except Exception:
-                log.exception("sweep failed")
-            first = False
-            self.rt.stopping.wait(self.every)
-
-    def sweep(self, *, startup: bool = False) -> dict[str, int]:
-        now = utc_now()
-        stale = now - timedelta(seconds=0 if startup else STALE_QUEUED_SECONDS)
-        with self.rt.db.session() as s:
-            if startup and self.rt.queue.in_process:
-                # With the in-process broker no other process runs scans: whatever is in
-                # flight at start-up was left by a process that died. Take it over now
-                # rather than waiting out its lease.
-                s.execute(
-                    update(ScanRow)
-                    .where(ScanRow.status.in_(("sampling", "matching")))
-                    .values(lease_until=now - timedelta(seconds=1))
-                )
-            queued = list(
-                s.scalars(
-                    select(ScanRow.id).where(
-                        ScanRow.status == "queued",
-                        ScanRow.updated_at <= stale,
-                        or_(ScanRow.not_before.is_(None), ScanRow.not_before <= now),
-                    )
-                )
-            )
-            orphaned = list(
-                s.scalars(
-                    select(ScanRow.id).where(
-                        ScanRow.status.in_(("sampling", "matching")), ScanRow.lease_until < now
-                    )
-                )
-            )
-            if queued:
-                s.execute(update(ScanRow).where(ScanRow.id.in_(queued)).values(updated_at=now))
-            pending = list(
-                s.scalars(
-                    select(DeliveryRow.id).where(
-                        DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now
-                    )
-                )
-            )
-            expanding = list(
-                s.scalars(
-                    select(ScanGroupRow.id).where(
-                        ScanGroupRow.status == "expanding", ScanGroupRow.updated_at <= stale
-                    )
-                )
-            )
-            if startup and self.rt.queue.in_process:
-                # Scheduled second samples lost with the in-process broker. (Redis keeps
-                # its delayed messages: re-sending them at every worker start would only
-                # pile up copies.)
-                later = list(
-                    s.scalars(
-                        select(ScanRow.id).where(
-                            ScanRow.status == "queued", ScanRow.not_before > now
-                        )
-                    )
-                )
-            else:
-                later = []
-        for scan_id in queued + orphaned:
-            self.rt.queue.send("scan", scan_id)
-        for scan_id in later:
-            self.rt.queue.send("scan", scan_id, delay_seconds=1.0)
-        for delivery_id in pending:
-            self.rt.queue.send("deliver", delivery_id)
-        for group_id in expanding:
-            self.rt.queue.send("expand", group_id)
-        counts = {
-            "reindex": sweep_reindex(self.rt),
-            "queued": len(queued),
-            "orphaned": len(orphaned),
-            "deliveries": len(pending),
-            "playlists": len(expanding),
-        }
-        if any(counts.values()):
-            log.info("sweep re-sent work", extra=counts)
-        return counts
