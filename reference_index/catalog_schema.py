@@ -33,8 +33,10 @@ __all__ = [
     "Base",
     "ChannelRow",
     "DistributorRow",
+    "FeedLeaseRow",
     "FeedRow",
     "FeedStatusRow",
+    "IngesterRow",
     "migrate",
     "migration_lock",
     "sqlite_pragmas",
@@ -119,6 +121,38 @@ class FeedStatusRow(Base):
     last_error_message: Mapped[str | None] = mapped_column(Text)
     last_error_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedLeaseRow(Base):
+    """Which ingester follows a feed, until when (one row per feed ever leased; see
+    :mod:`reference_index.feed_leases`). Times are the holders' clocks, in UTC."""
+
+    __tablename__ = "feed_leases"
+
+    feed_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey(
+            "reference_feeds.id", ondelete="CASCADE", name="fk_feed_leases_feed_id_reference_feeds"
+        ),
+        primary_key=True,
+        autoincrement=False,
+    )
+    holder: Mapped[str] = mapped_column(String(255))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acquired_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    takeovers: Mapped[int] = mapped_column(Integer, server_default="0")
+    previous_holder: Mapped[str | None] = mapped_column(String(255))
+    blind_since_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IngesterRow(Base):
+    """An ingester process that is alive until ``until_utc`` unless it says so again: how
+    many share the feeds."""
+
+    __tablename__ = "ingesters"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    until_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AssetRow(Base):

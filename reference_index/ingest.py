@@ -1,14 +1,18 @@
 """``vigie ingest``: every enabled reference feed followed by a small pool of processes.
 
-Decoding and hashing are CPU-bound, so feeds are spread over ``workers`` processes (feed
-``id % workers``); inside a process each feed has a thread (capture waits on the network
-and PyAV releases the GIL while decoding), and one :class:`~.live.LiveWriter` writes the
-process's postings every few seconds. Each process re-reads the catalog every
-``catalog_poll_seconds`` to start feeds that were added or enabled and stop those that were
-disabled or removed, and reports every feed's health to the catalog every
-``status_seconds``. The first process also applies retention and merges settled live
-segments. The parent restarts a process that dies; on SIGTERM or Ctrl-C every process
-flushes what it holds and marks its feeds ``stopped``.
+Decoding and hashing are CPU-bound, so feeds are spread over ``workers`` processes; inside
+a process each feed has a thread (capture waits on the network and PyAV releases the GIL
+while decoding), and one :class:`~.live.LiveWriter` writes the process's postings every few
+seconds. Which process follows which feed is decided by leases in the catalog database
+(:mod:`.feed_leases`): each process is a holder, takes its fair share of the enabled feeds,
+renews it every third of the lease period and hands back what it no longer should follow,
+so any number of ``vigie ingest`` processes, on any number of hosts sharing the catalog and
+the index, follow every feed exactly once, and the feeds of one that dies are taken over
+within two lease periods. Every round also re-reads the catalog, so feeds added, enabled,
+disabled or removed are picked up. Each process reports its feeds' health to the catalog
+every ``status_seconds``; the leader (first live holder by name) applies retention and
+merges settled live segments. The parent restarts a process that dies; on SIGTERM or
+Ctrl-C every process flushes what it holds, marks its feeds ``stopped`` and releases them.
 """
 
 from __future__ import annotations
@@ -16,18 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import signal
-import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fingerprinting.capture import GuardedClient, HostLimiter, NetworkPolicy
 
 from .catalog import Catalog
-from .catalog_records import Feed
+from .catalog_records import Feed, FeedStatus
+from .feed_leases import DEFAULT_LEASE_SECONDS, FeedLeases, LeaseRound, holder_name
 from .index import Index
 from .live import FeedHealth, FeedLoop, IngestPlan, LiveWriter, feed_source
 
@@ -53,7 +57,10 @@ class IngestConfig:
         Only these feeds (``None``: every enabled feed).
     plan : IngestPlan
     catalog_poll_seconds, status_seconds, maintenance_seconds : float
-        How often the catalog is re-read, health reported, retention applied (seconds).
+        Longest wait before a feed change in the catalog is picked up, how often health
+        is reported and retention applied (seconds).
+    lease_seconds : float
+        Feed lease period (seconds); leases are renewed every third of it.
     """
 
     catalog_url: str
@@ -65,6 +72,7 @@ class IngestConfig:
     catalog_poll_seconds: float = 30.0
     status_seconds: float = 5.0
     maintenance_seconds: float = 60.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 class _Every:
@@ -82,14 +90,16 @@ class _Every:
 
 
 class IngestWorker:
-    """One process's share of the feeds (``feed.id % workers == slot``)."""
+    """One ingest process: follows the feeds it holds a lease on."""
 
     def __init__(self, config: IngestConfig, slot: int, stop: threading.Event):
         self.config = config
         self.slot = slot
         self.stop = stop
-        self.ingester = f"{socket.gethostname()}:{os.getpid()}"
+        self.ingester = holder_name()
         self.catalog = Catalog(config.catalog_url)
+        self.leases = FeedLeases(self.catalog.engine, self.ingester, config.lease_seconds)
+        self.leader = False
         self.index = Index(Path(config.index_root))
         self.writer = LiveWriter(self.index)
         self.policy = NetworkPolicy.from_setting(config.allow_networks)
@@ -98,38 +108,64 @@ class IngestWorker:
     def _client(self) -> GuardedClient:
         return GuardedClient(self.policy, limiter=HostLimiter())
 
-    def mine(self, feeds: list[Feed]) -> dict[int, Feed]:
-        """The enabled feeds this worker owns."""
-        wanted = self.config.feed_ids
-        return {
-            f.id: f
-            for f in feeds
-            if f.enabled
-            and f.id % self.config.workers == self.slot
-            and (wanted is None or f.id in wanted)
+    def wanted(self, feeds: list[Feed]) -> dict[int, Feed]:
+        """The enabled feeds this process may follow (all, or those ``feed_ids`` names)."""
+        only = self.config.feed_ids
+        return {f.id: f for f in feeds if f.enabled and (only is None or f.id in only)}
+
+    def sync(self) -> LeaseRound:
+        """One lease round, then follow exactly the feeds held: stop those lost at once,
+        stop and write those handed back before releasing them, start those taken (and
+        restart those whose URL changed)."""
+        feeds = self.wanted(self.catalog.feeds(enabled_only=True))
+        got = self.leases.round(feeds)
+        self.leader = got.leader
+        self._halt(got.lost)
+        if got.lost:
+            log.warning("feeds %s: lease lost to another ingester", sorted(got.lost))
+        changed = {
+            f
+            for f, (loop, _, _) in self._loops.items()
+            if f in feeds and feeds[f].url != loop.feed.url
         }
+        let_go = self._halt(got.surplus | changed | (self._loops.keys() - got.held))
+        if got.surplus:
+            self._flush()  # their postings are written before anyone else may take them
+            self.report(let_go)
+            self.leases.release(got.surplus)
+            log.info(
+                "feeds %s handed back (fair share of %d ingesters)",
+                sorted(got.surplus),
+                got.ingesters,
+            )
+        for fid in sorted(got.held - self._loops.keys()):
+            if fid in feeds:
+                self._start(feeds[fid])
+        return got
 
-    def sync(self) -> None:
-        """Start loops for feeds newly enabled, stop those disabled, removed or changed."""
-        feeds = self.mine(self.catalog.feeds(enabled_only=True))
-        for fid, (loop, thread, stop) in list(self._loops.items()):
-            if fid not in feeds or feeds[fid].url != loop.feed.url:
-                stop.set()
-                thread.join(timeout=30)
-                del self._loops[fid]
-        for fid, feed in feeds.items():
-            if fid not in self._loops:
-                stop = threading.Event()
-                health = FeedHealth(fid, self.ingester)
-                loop = FeedLoop(feed, self.writer, self.config.plan, self._client, health, stop)
-                thread = threading.Thread(target=loop.run, name=f"feed-{fid}", daemon=True)
-                thread.start()
-                self._loops[fid] = (loop, thread, stop)
+    def _start(self, feed: Feed) -> None:
+        stop = threading.Event()
+        health = FeedHealth(feed.id, self.ingester)
+        loop = FeedLoop(feed, self.writer, self.config.plan, self._client, health, stop)
+        thread = threading.Thread(target=loop.run, name=f"feed-{feed.id}", daemon=True)
+        thread.start()
+        self._loops[feed.id] = (loop, thread, stop)
 
-    def report(self) -> None:
-        """Write every owned feed's health to the catalog (one transaction)."""
+    def _halt(self, feed_ids: Iterable[int]) -> list[FeedStatus]:
+        """Stop the loops of ``feed_ids`` (all at once, then wait for each); their last
+        health (``stopped``)."""
+        halted = [self._loops.pop(f) for f in sorted(feed_ids) if f in self._loops]
+        for _, _, stop in halted:
+            stop.set()
+        for _, thread, _ in halted:
+            thread.join(timeout=30)
+        return [loop.health.snapshot() for loop, _, _ in halted]
+
+    def report(self, stopped: Iterable[FeedStatus] = ()) -> None:
+        """Write the health of every feed followed, and ``stopped`` (of feeds just let go),
+        to the catalog (one transaction)."""
         self.catalog.report_feed_status(
-            [loop.health.snapshot() for loop, _, _ in self._loops.values()]
+            [*stopped, *(loop.health.snapshot() for loop, _, _ in self._loops.values())]
         )
 
     def maintain(self) -> None:
@@ -140,30 +176,43 @@ class IngestWorker:
             log.info("retention dropped %d segment files", dropped)
 
     def run(self) -> None:
-        """Run until ``stop`` is set, then flush and mark the feeds stopped."""
-        poll = _Every(self.config.catalog_poll_seconds)
+        """Run until ``stop`` is set, then flush, mark the feeds stopped and release them."""
+        rounds = _Every(min(self.config.catalog_poll_seconds, self.config.lease_seconds / 3))
         flush = _Every(self.config.plan.flush_seconds)
         status = _Every(self.config.status_seconds)
         upkeep = _Every(self.config.maintenance_seconds)
         try:
             while not self.stop.is_set():
-                if poll.due():
-                    self.sync()
+                if rounds.due():
+                    self._round()
+                expired = self.leases.expired() & self._loops.keys()
+                if expired:  # could not renew in time: someone else may hold them now
+                    log.warning("feeds %s: lease ran out unrenewed; stopping", sorted(expired))
+                    self._halt(expired)
                 if flush.due():
                     self._flush()
                 if status.due():
                     self.report()
-                if self.slot == 0 and upkeep.due():
+                if self.leader and upkeep.due():
                     self.maintain()
                 self.stop.wait(0.2)
         finally:
-            for _, _, stop in self._loops.values():
-                stop.set()
-            for _, thread, _ in self._loops.values():
-                thread.join(timeout=30)
+            let_go = self._halt(list(self._loops))
             self._flush()
-            self.report()
+            self.report(let_go)
+            try:
+                self.leases.leave()
+            except Exception:  # noqa: BLE001 - the leases then run out by themselves
+                log.exception("could not release the feed leases")
             self.catalog.close()
+
+    def _round(self) -> None:
+        """A lease round that survives a database outage (the leases then run out and
+        :meth:`FeedLeases.expired` stops the feeds)."""
+        try:
+            self.sync()
+        except Exception:  # noqa: BLE001 - e.g. the database restarting
+            log.exception("lease round failed; retrying at the next one")
 
     def _flush(self) -> None:
         done = self.writer.flush()

@@ -47,7 +47,9 @@ def ingest_cmd(
 ) -> None:
     """Follow every enabled reference feed, fingerprint it and index it in UTC.
 
-    Runs until SIGTERM or Ctrl-C (or --for SECONDS), then writes what it holds.
+    Runs until SIGTERM or Ctrl-C (or --for SECONDS), then writes what it holds. Any number
+    of `vigie ingest` processes may share one catalog and index: feeds are shared out by
+    leases (VIGIE_FEED_LEASE_SECONDS), and a dead one's feeds are taken over.
     Per-feed health: `vigie channels feeds health`.
     """
     settings = settings_from_env()
@@ -79,6 +81,7 @@ def ingest_cmd(
             egress_note=settings.egress_note,
         ),
         catalog_poll_seconds=poll_seconds,
+        lease_seconds=settings.feed_lease_seconds,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

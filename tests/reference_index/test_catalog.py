@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 import reference_index.catalog as catalog_module
 from reference_index.catalog import Base, Catalog, CatalogError, sqlite_url
 
-HEAD = "0003"
+HEAD = "0004"
 MIGRATIONS = Path(catalog_module.__file__).parent / "migrations"
 
 

@@ -239,10 +239,11 @@ def test_upgrade_from_a_0002_database(tmp_path):
         )
     engine.dispose()
 
-    cat = Catalog(url)  # runs 0003
+    cat = Catalog(url)  # runs 0003 and 0004 (feed leases)
     with cat.engine.connect() as conn:
         version = conn.exec_driver_sql("select version_num from alembic_version_catalog")
-        assert version.scalar() == "0003"
+        assert version.scalar() == "0004"
+    assert {"feed_status", "feed_leases", "ingesters"} <= set(inspect(cat.engine).get_table_names())
     (feed,) = cat.feeds()
     assert (feed.id, feed.label, feed.enabled) == (1, "R1", True)
     assert cat.feed_statuses() == {}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -42,8 +43,13 @@ def feeds(tmp_path, media, vigie):
 class Ingester:
     """``vigie ingest`` in a subprocess, its log lines collected as they come."""
 
-    def __init__(self, data, *args):
-        env = {**os.environ, "VIGIE_DATA_DIR": str(data), "VIGIE_ALLOW_NETWORKS": "127.0.0.0/8"}
+    def __init__(self, data, *args, env=None):
+        env = {
+            **os.environ,
+            "VIGIE_DATA_DIR": str(data),
+            "VIGIE_ALLOW_NETWORKS": "127.0.0.0/8",
+            **(env or {}),
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "ingest", *args],
             env=env,
@@ -140,6 +146,104 @@ def test_kill_9_loses_nothing_that_was_reported_written(feeds, seed):
     assert {t.id for t in index.audio.tracks().values()} == tracks_before
     for t in index.audio.tracks().values():
         assert len(index.audio.coverage(t.id)) >= 1
+
+
+LEASE_SECONDS = 3.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_catalog(request, tmp_path, media, vigie):
+    """Two live loopback channels in a catalog two ingesters share (SQLite file or a
+    PostgreSQL database); yields ``(data_dir, env)``."""
+    data = tmp_path / "data"
+    env = {"VIGIE_FEED_LEASE_SECONDS": str(LEASE_SECONDS)}
+    if request.param == "postgresql":
+        env["VIGIE_DATABASE_URL"] = request.getfixturevalue("pg_database")
+    with LoopbackServer() as server:
+        for i in (1, 2):
+            live = LiveHls(server, media, name=f"ch{i}", window=4)
+            vigie(data, "channels", "add", f"ch{i}", "--name", f"Channel {i}", env=env)
+            vigie(data, "channels", "feeds", "add", f"ch{i}", live.playlist_url, env=env)
+        yield data, env
+
+
+def _leases(data, env) -> dict:
+    from reference_index.feed_leases import feed_leases
+
+    catalog = Catalog(env.get("VIGIE_DATABASE_URL") or f"sqlite:///{data / 'vigie.db'}")
+    try:
+        return feed_leases(catalog.engine)
+    finally:
+        catalog.close()
+
+
+def test_kill_9_ingester_its_feed_is_taken_over_within_two_lease_periods(shared_catalog):
+    data, env = shared_catalog
+    first = Ingester(data, "--workers", "1", *FAST, env=env)
+    first.wait_for(lambda: len(first.flushes()) >= 2)
+    second = Ingester(data, "--workers", "1", *FAST, env=env)
+    try:
+        # Two ingesters share two feeds: one each once the first hands one back.
+        def shared() -> bool:
+            now = datetime.now(UTC)
+            live = {
+                lease.holder for lease in _leases(data, env).values() if lease.lease_until > now
+            }
+            return len(live) == 2
+
+        first.wait_for(shared, timeout=8 * LEASE_SECONDS)
+        second.wait_for(lambda: len(second.flushes()) >= 2)
+        victim = {lease.feed_id: lease.holder for lease in _leases(data, env).values()}
+        lost = [f for f, h in victim.items() if h.split(":")[1] == str(first.proc.pid)]
+        assert len(lost) == 1, victim
+        first.proc.kill()
+        killed_at = time.monotonic()
+        first.wait()
+
+        def taken() -> bool:
+            lease = _leases(data, env)[lost[0]]
+            return lease.holder.split(":")[1] == str(second.proc.pid)
+
+        second.wait_for(taken, timeout=4 * LEASE_SECONDS)
+        took = time.monotonic() - killed_at
+        assert took <= 2 * LEASE_SECONDS, f"taken over after {took:.1f} s"
+        lease = _leases(data, env)[lost[0]]
+        assert lease.takeovers == 1 and lease.previous_holder.split(":")[1] == str(first.proc.pid)
+        assert lease.blind_since_utc is not None  # the dead holder had reported postings
+        assert any("taken over from" in line for line in second.lines)
+        # The new holder indexes the feed again; the index shows the blind span between.
+        second.wait_for(lambda: _resumed(data, lost[0], lease.acquired_utc), timeout=30)
+    finally:
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.wait() == 0
+    index = _check_index(data)
+    (track,) = [t for t in index.audio.tracks().values() if t.source == f"feed:{lost[0]}"]
+    # The gap is in the index: coverage stops where the dead holder's last reported flush
+    # ended and starts again later. The lease's blind_since_utc, from the dead holder's last
+    # health report, is near: reports come every 5 s, flushes every second.
+    written = [
+        until
+        for done in first.flushes()
+        for tid, until in done["covered_until"].get("audio", {}).items()
+        if int(tid) == track.id
+    ]
+    spans = index.audio.coverage(track.id)
+    hole = [(end, nxt) for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False)]
+    assert any(abs(end - max(written)) < 1e-3 and nxt > end for end, nxt in hole), (written, spans)
+    assert abs(lease.blind_since_utc.timestamp() - max(written)) <= 5.0 + 1.0 + 2.0
+    assert index.coverage("audio", track, max(written), max(written) + 0.5) == 0.0
+    after = _leases(data, env)
+    assert {lease.holder for lease in after.values()} == {""}  # SIGTERM released them
+
+
+def _resumed(data, feed_id: int, since: datetime) -> bool:
+    """Whether feed ``feed_id`` has audio coverage starting after ``since`` (UTC)."""
+    index = Index(data / "index")
+    tracks = [t for t in index.audio.tracks().values() if t.source == f"feed:{feed_id}"]
+    return bool(tracks) and any(
+        a >= since.timestamp() - 30.0 and b > since.timestamp()
+        for a, b in index.audio.coverage(tracks[0].id)
+    )
 
 
 def test_ingest_refuses_what_it_cannot_run(vigie, tmp_path):
