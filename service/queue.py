@@ -68,13 +68,17 @@ class JobQueue:
     """
 
     def __init__(self, broker_url: str | None = None) -> None:
+        self._unreachable: tuple[type[Exception], ...] = (dramatiq.errors.BrokerConnectionError,)
         if broker_url:
             if not broker_url.startswith(("redis://", "rediss://", "unix://")):
                 raise ValueError(f"VIGIE_BROKER_URL must be a redis:// URL, not {broker_url!r}")
             from dramatiq.brokers.redis import RedisBroker  # optional extra: vigie[redis]
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
 
             url, self.namespace = split_namespace(broker_url)
             self.broker: dramatiq.Broker = RedisBroker(url=url, namespace=self.namespace)
+            self._unreachable += (RedisConnectionError, RedisTimeoutError)
         else:
             self.broker = StubBroker()
             self.namespace = None
@@ -95,10 +99,21 @@ class JobQueue:
             options={"max_retries": 0, "time_limit": int(time_limit_seconds * 1000)},
         )
 
-    def send(self, name: str, *args: object, delay_seconds: float = 0.0) -> None:
-        """Queue job ``name`` with ``args``, to start no sooner than ``delay_seconds``."""
+    def send(self, name: str, *args: object, delay_seconds: float = 0.0) -> bool:
+        """Queue job ``name`` with ``args``, to start no sooner than ``delay_seconds``;
+        ``False`` if the broker could not be reached.
+
+        The database row the job works on is the record of the work and the message only
+        names it, so a broker that is down (Redis restarting) costs a delay, not the work:
+        the row stays queued and the sweeper re-sends it (``requeue_seconds``). Raising
+        here would turn an accepted scan into an HTTP 500 for the bot that posted it."""
         delay = int(delay_seconds * 1000) if delay_seconds > 0 else None
-        self._actors[name].send_with_options(args=args, delay=delay)
+        try:
+            self._actors[name].send_with_options(args=args, delay=delay)
+        except self._unreachable as exc:
+            log.warning("broker unreachable, %s %s left to the sweeper: %s", name, args, exc)
+            return False
+        return True
 
     def start(self, threads: int, *, nice: int = 0) -> None:
         """Run jobs on ``threads`` worker threads of this process until :meth:`stop`,

@@ -73,8 +73,6 @@ HEARTBEAT_SECONDS = 30.0
 TIME_LIMIT_SECONDS = 86400.0
 #: Failed recordings listed in ``progress.failures`` (all are counted in ``failed``).
 MAX_FAILURES_SHOWN = 20
-#: A queued job no worker took within this many seconds has its message re-sent.
-STALE_QUEUED_SECONDS = 60.0
 #: Longest ``error`` stored, in characters.
 MAX_ERROR_CHARS = 1000
 
@@ -271,11 +269,11 @@ def _run(
 
 def sweep_reindex(rt: Runtime, *, send: Callable[[int], None] | None = None) -> int:
     """Re-send the messages of re-indexing jobs that no live worker holds: ``queued`` for
-    more than :data:`STALE_QUEUED_SECONDS` (the message was lost, e.g. an in-process
+    more than ``requeue_seconds`` (the message was lost, e.g. an in-process
     broker that restarted) or ``running`` past their lease (the worker died; the job
     resumes). Call it at start-up and periodically; returns how many were re-sent."""
     now = utc_now()
-    stale = now - timedelta(seconds=STALE_QUEUED_SECONDS)
+    stale = now - timedelta(seconds=rt.settings.requeue_seconds)
     with rt.db.session() as s:
         ids = list(
             s.scalars(

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     sweep_seconds : float
         Period of the sweeper, in seconds: how often each worker process re-sends work
         whose message was lost or whose worker died.
+    requeue_seconds : float
+        A job still queued this many seconds after its message was sent has it sent again
+        by the sweeper: the message was lost (a Redis without persistence restarted, an
+        in-process broker that died). Re-sending is harmless (workers claim rows, not
+        messages), but each one is a message more in the queue, hence not every sweep.
     feed_lease_seconds : float
         How long an ingester's hold on a live feed lasts unless renewed, in seconds
         (renewed every third of that): a dead ingester's feeds are followed again by
@@ -110,6 +115,7 @@ class Settings(BaseSettings):
     scan_nice: int = Field(10, ge=0, le=19)
     lease_seconds: float = Field(60.0, ge=3.0, le=3600.0)
     sweep_seconds: float = Field(30.0, gt=0.0, le=3600.0)
+    requeue_seconds: float = Field(60.0, ge=1.0, le=86400.0)
     feed_lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)
     suspect_confidence: float = Field(0.99, gt=0.0, lt=1.0)
     confirm_after_seconds: float = Field(120.0, ge=0.0, le=86400.0)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from .models import DeliveryRow, ScanGroupRow, ScanRow, utc_now
-from .reindex_job import STALE_QUEUED_SECONDS, sweep_reindex
+from .reindex_job import sweep_reindex
 from .runtime import Runtime
 
 __all__ = ["Sweeper"]
@@ -42,7 +42,7 @@ class Sweeper(threading.Thread):
 
     def sweep(self, *, startup: bool = False) -> dict[str, int]:
         now = utc_now()
-        stale = now - timedelta(seconds=0 if startup else STALE_QUEUED_SECONDS)
+        stale = now - timedelta(seconds=0 if startup else self.rt.settings.requeue_seconds)
         with self.rt.db.session() as s:
             if startup and self.rt.queue.in_process:
                 # With the in-process broker no other process runs scans: whatever is in
