@@ -2,6 +2,7 @@
 #   docker build -t vigie . && docker run -p 8000:8000 -v vigie-data:/data vigie
 # Other roles of the same image: `vigie worker` (with VIGIE_BROKER_URL=redis://...),
 # `vigie ingest` (live reference feeds), or any CLI command (`vigie keys create ...`).
+# Scale-out (PostgreSQL, Redis, API, workers, ingester): docker-compose.yml.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     VIGIE_DATA_DIR=/data VIGIE_HOST=0.0.0.0 VIGIE_PORT=8000
@@ -16,7 +17,9 @@ RUN pip install --no-cache-dir ".[postgres,redis]" \
 USER vigie
 VOLUME ["/data"]
 EXPOSE 8000
+# `vigie serve` by default; docker-compose.yml gives the worker and ingest roles their own
+# checks (python -m service.healthcheck worker|ingest).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('VIGIE_PORT', '8000') + '/healthz', timeout=4)"
+    CMD ["python", "-m", "service.healthcheck", "api"]
 ENTRYPOINT ["vigie"]
 CMD ["serve"]

@@ -40,6 +40,14 @@ def ingest_cmd(
     poll_seconds: Annotated[
         float, typer.Option(min=0.5, help="Seconds between re-reads of the catalog's feeds.")
     ] = 30.0,
+    wait_for_feeds: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-feeds",
+            help="With no enabled feed yet, keep running and take feeds as they are added "
+            "(a container's ingester) instead of refusing.",
+        ),
+    ] = False,
     duration: Annotated[
         float | None,
         typer.Option("--for", min=0.0, help="Stop after this many seconds (default: never)."),
@@ -62,7 +70,7 @@ def ingest_cmd(
     missing = sorted(set(feed or []) - known)
     if missing:
         raise fail(f"no feed {', '.join(map(str, missing))} (see `vigie channels feeds list`)")
-    if not catalog.feeds(enabled_only=True):
+    if not catalog.feeds(enabled_only=True) and not wait_for_feeds:
         raise fail("no enabled reference feed (add one with `vigie channels feeds add`)")
     catalog.close()
     open_index(settings)  # refuses an index built with other parameters, before any work

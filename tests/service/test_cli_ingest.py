@@ -250,6 +250,8 @@ def test_ingest_refuses_what_it_cannot_run(vigie, tmp_path):
     data = tmp_path / "empty"
     done = vigie(data, "ingest", "--for", "1", check=False)
     assert done.returncode == 2 and "no enabled reference feed" in done.stderr
+    # A container's ingester waits for feeds to be added instead.
+    assert vigie(data, "ingest", "--wait-for-feeds", "--for", "2").returncode == 0
     vigie(data, "channels", "add", "ch1", "--name", "One")
     vigie(data, "channels", "feeds", "add", "ch1", "https://ref.example/live.m3u8")
     done = vigie(data, "ingest", "--feed", "99", "--for", "1", check=False)
