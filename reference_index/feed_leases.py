@@ -89,6 +89,17 @@ class FeedLease:
     previous_holder: str | None
     blind_since_utc: datetime | None
 
+    def as_dict(self) -> dict:
+        """JSON-ready form (times ISO 8601 UTC)."""
+        return {
+            "holder": self.holder or None,
+            "lease_until": self.lease_until.isoformat(),
+            "acquired_utc": self.acquired_utc.isoformat(),
+            "takeovers": self.takeovers,
+            "previous_holder": self.previous_holder,
+            "blind_since_utc": self.blind_since_utc.isoformat() if self.blind_since_utc else None,
+        }
+
 
 @dataclass(frozen=True)
 class LeaseRound:

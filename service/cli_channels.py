@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reference_index.catalog import CatalogError
+from reference_index.feed_leases import feed_leases
 from reference_index.index import MODALITIES
 
 from .cli_common import fail, open_catalog, open_index, settings_from_env
@@ -171,18 +172,25 @@ def feeds_health(
 
     Lag is how far behind live the index was when the newest media was indexed, in seconds;
     "updated" is how long ago the ingester last reported (an old report: the ingester is
-    gone or stuck). A feed never ingested has no state (JSON: ``"status": null``); JSON
-    times are ISO 8601 UTC.
+    gone or stuck); "takeovers" counts the times another ingester took the feed over from
+    one that died (JSON ``lease``: holder, previous holder, start of the blind span). A
+    feed never ingested has no state (JSON: ``"status": null``); JSON times are ISO 8601
+    UTC.
     """
     settings = settings_from_env()
     catalog = open_catalog(settings)
     try:
         feeds = catalog.feeds(channel_id)
         statuses = catalog.feed_statuses(channel_id)
+        leases = feed_leases(catalog.engine)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     rows = [
-        {**f.as_dict(), "status": st.as_dict() if (st := statuses.get(f.id)) else None}
+        {
+            **f.as_dict(),
+            "status": st.as_dict() if (st := statuses.get(f.id)) else None,
+            "lease": lease.as_dict() if (lease := leases.get(f.id)) else None,
+        }
         for f in feeds
     ]
     if as_json:
@@ -194,7 +202,7 @@ def feeds_health(
 
     table = Table(
         "id", "channel", "label", "state", "last posting UTC", "lag s", "errors", "reconn.",
-        "last error", "updated",
+        "last error", "updated", "takeovers",
     )  # fmt: skip
     for column in table.columns:
         column.overflow = "fold"  # never "…": a cut state or time would mislead
@@ -214,6 +222,7 @@ def feeds_health(
             str(st.get("reconnects", "")),
             st.get("last_error_reason") or "",
             "" if updated is None else f"{_age(updated)} ago",
+            str(r["lease"]["takeovers"]) if r["lease"] else "",
         )
     Console().print(table)
 
