@@ -213,6 +213,36 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
     return report
 
 
+def markdown(report: dict) -> str:
+    """The report as a Markdown page (``bench/results/service_load.md``)."""
+    lat = report["api_latency_ms"]
+    rows = "\n".join(
+        f"| `{route}` | {t['requests']} | {t['median']} | {t['p99']} |"
+        for route, t in report["server_ms"].items()
+    )
+    return f"""# Service load: {report["scans"]} scans from {report["clients"]} clients
+
+`{report["command"]}` on {report["machine"]["cpus"]} CPUs, Python {report["machine"]["python"]}
+(`vigie serve`, embedded: SQLite and in-process scan threads; {report["sample_seconds"]} s samples).
+
+| accepted | lost | duplicated | scans/hour | submitted in | all done in |
+|---|---|---|---|---|---|
+| {report["accepted"]} | {report["lost"]} | {report["duplicated"]} | {report["scans_per_hour"]} \
+| {report["submission_seconds"]} s | {report["all_done_seconds"]} s |
+
+API latency as the clients saw it ({lat["requests"]} requests): median {lat["median"]} ms,
+p95 {lat["p95"]} ms, p99 {lat["p99"]} ms.
+
+Time the server spent per route (its request log, ms):
+
+| route | requests | median | p99 |
+|---|---|---|---|
+{rows}
+
+Verdicts: {", ".join(f"{k} {v}" for k, v in sorted(report["verdicts"].items()))}.
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scans", type=int, default=500)
@@ -225,8 +255,9 @@ def main() -> None:
         args.scans, args.clients, args.submit_seconds = 100, 10, 20.0
     report = run(args.scans, args.clients, args.submit_seconds, args.sample_seconds)
     RESULTS.mkdir(exist_ok=True)
-    name = "service_load_quick.json" if args.quick else "service_load.json"
-    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
+    name = "service_load_quick" if args.quick else "service_load"
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(report))
     print(json.dumps(report, indent=2))
 
 

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from ..keys import ApiKey
 from ..models import DeliveryAttemptRow, DeliveryRow, ScanGroupRow, ScanRow, utc, utc_now
 from ..problems import Problem
+from ..runtime import Runtime
 from ..scans import CursorError, find_duplicate, group_dict, matches_of, new_scan, page, scan_dict
 from ..schemas import DeliveryOut, IsoDateTime, ScanGroupOut, ScanOut, ScanPage, ScanRequest
 from .deps import RuntimeDep, SessionDep, require
@@ -51,7 +53,22 @@ def _scan_out(s, row: ScanRow, key: ApiKey) -> dict:  # noqa: ANN001
         **BODY_ERRORS,
     },
 )
-def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -> dict:
+async def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -> dict:
+    # One thread-pool hop for all the database work (see service.api.deps for why).
+    status, location_, out = await run_in_threadpool(_submit, rt, body, key)
+    response.status_code = status
+    response.headers["Location"] = location_
+    return out
+
+
+def _submit(rt: Runtime, body: ScanRequest, key: ApiKey) -> tuple[int, str, dict]:
+    """Store the scan (or group) and queue its job: ``(status, Location, body)``.
+
+    The write transaction holds SQLite's single write lock (see
+    :mod:`reference_index.sqlite_writes`) from the INSERT to the commit, and every other
+    submission waits for it: so it holds only the INSERT. A new scan has no matches yet,
+    so its answer is built without reading them, after the commit.
+    """
     settings = rt.settings
     request = {
         "seconds": body.seconds or settings.scan_seconds,
@@ -59,59 +76,58 @@ def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -
         "callback_url": body.callback_url,
         "labels": body.labels or {},
     }
-    new_scans: list[int] = []
-    with rt.db.session() as s:
-        if body.url is not None:
+    admin = key.allows("admin")
+    if body.url is not None:
+        with rt.db.session() as s:
             dup = find_duplicate(s, body.url, settings.dedupe_seconds)
             if dup is not None and _can_read(key, dup):
-                response.status_code = 200
-                response.headers["Location"] = f"/v1/scans/{dup.id}"
-                return _scan_out(s, dup, key)
+                return 200, f"/v1/scans/{dup.id}", _scan_out(s, dup, key)
             row = new_scan(body.url, key_id=key.id, **request)
             s.add(row)
-            s.flush()
-            out = _scan_out(s, row, key)
-            response.headers["Location"] = f"/v1/scans/{row.id}"
-            new_scans.append(row.id)
-        else:
-            now = utc_now()
-            group = ScanGroupRow(
-                playlist_url=body.playlist_url,
-                status="expanding" if body.playlist_url else "ready",
-                entries=len(body.urls or []),
-                truncated=False,
-                request=request,
-                key_id=key.id,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(group)
-            s.flush()
-            rows = [
-                new_scan(u, key_id=key.id, group_id=group.id, entry_index=i, **request)
-                for i, u in enumerate(body.urls or [])
-            ]
-            s.add_all(rows)
-            s.flush()
-            new_scans += [r.id for r in rows]
-            admin = key.allows("admin")
-            out = group_dict(
-                group, [scan_dict(r, [], admin=admin, full=False) for r in rows], admin=admin
-            )
-            response.headers["Location"] = f"/v1/scan-groups/{group.id}"
-    for scan_id in new_scans:
-        rt.queue.send("scan", scan_id)
+        rt.queue.send("scan", row.id)
+        return 202, f"/v1/scans/{row.id}", scan_dict(row, [], admin=admin)
+    now = utc_now()
+    with rt.db.session() as s:
+        group = ScanGroupRow(
+            playlist_url=body.playlist_url,
+            status="expanding" if body.playlist_url else "ready",
+            entries=len(body.urls or []),
+            truncated=False,
+            request=request,
+            key_id=key.id,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(group)
+        s.flush()
+        rows = [
+            new_scan(u, key_id=key.id, group_id=group.id, entry_index=i, **request)
+            for i, u in enumerate(body.urls or [])
+        ]
+        s.add_all(rows)
+    out = group_dict(group, [scan_dict(r, [], admin=admin, full=False) for r in rows], admin=admin)
+    for r in rows:
+        rt.queue.send("scan", r.id)
     if body.playlist_url:
-        rt.queue.send("expand", out["id"])
-    return out
+        rt.queue.send("expand", group.id)
+    return 202, f"/v1/scan-groups/{group.id}", out
 
 
 @router.get("/scans/{scan_id}", response_model=ScanOut, summary="A scan", responses=ERRORS)
-def get_scan(scan_id: Id, s: SessionDep, key: ScanReader) -> dict:
-    row = s.get(ScanRow, scan_id)
-    if row is None or not _can_read(key, row):
+async def get_scan(scan_id: Id, rt: RuntimeDep, key: ScanReader) -> dict:
+    out = await run_in_threadpool(_read_scan, rt, scan_id, key)
+    if out is None:
         raise Problem(404, f"no scan {scan_id}")
-    return _scan_out(s, row, key)
+    return out
+
+
+def _read_scan(rt: Runtime, scan_id: int, key: ApiKey) -> dict | None:
+    """The scan as ``key`` may see it, or ``None`` (unknown, or another bot's)."""
+    with rt.db.session() as s:
+        row = s.get(ScanRow, scan_id)
+        if row is None or not _can_read(key, row):
+            return None
+        return _scan_out(s, row, key)
 
 
 @router.get("/scans", response_model=ScanPage, summary="List scans, newest first", responses=ERRORS)
