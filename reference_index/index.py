@@ -26,6 +26,7 @@ from .generations import current_generation
 from .mih import chunk_keys, distinct_rows, near_hashes
 from .store.base import FrameWindow, PostingStore, Track
 from .store.embedded import EmbeddedStore
+from .store.postgres import PostgresStore
 from .thumbs import DEFAULT_MAX_GAP_SECONDS, ThumbParams, Thumbs, ThumbStore
 
 __all__ = [
@@ -129,6 +130,13 @@ class Index:
     thumb_params : ThumbParams
         How live ingestion and re-indexing make reference thumbnails (not recorded: they
         may change without a re-index).
+    postings_url : str or None
+        PostgreSQL URL (``postgresql+psycopg://...``): keep both modalities' postings in
+        :class:`~.store.postgres.PostgresStore` schemas instead of the embedded stores
+        (thumbnails and calibrations stay under ``root``). ``None``: embedded.
+    postings_schema : str
+        Prefix of the PostgreSQL schemas: ``<prefix>_audio`` and ``<prefix>_video``, with
+        the generation in between for a generation other than ``"."``.
     """
 
     def __init__(
@@ -140,6 +148,8 @@ class Index:
         *,
         generation: str | None = None,
         thumb_params: ThumbParams = ThumbParams(),
+        postings_url: str | None = None,
+        postings_schema: str = "vigie",
     ):
         self.root = Path(root)
         self.generation = generation or current_generation(self.root)
@@ -148,16 +158,34 @@ class Index:
         self.video_params = video_params
         self.thumb_params = thumb_params
         self.thumbs = ThumbStore(self.home / "thumbs")
-        self.audio: PostingStore = EmbeddedStore(
-            self.home / "audio", audio_params.as_dict(), np.dtype(np.uint32)
-        )
-        self.video: PostingStore = EmbeddedStore(
-            self.home / "video",
-            video_params.index_dict(),
-            np.dtype(np.uint64),
-            parts=video_params.chunks,
-            prefix_bits=video_params.chunk_bits,
-        )
+        self.postings_url = postings_url
+        if postings_url is None:
+            self.audio: PostingStore = EmbeddedStore(
+                self.home / "audio", audio_params.as_dict(), np.dtype(np.uint32)
+            )
+            self.video: PostingStore = EmbeddedStore(
+                self.home / "video",
+                video_params.index_dict(),
+                np.dtype(np.uint64),
+                parts=video_params.chunks,
+                prefix_bits=video_params.chunk_bits,
+            )
+        else:
+            gen = "" if self.generation == "." else self.generation.replace("-", "_") + "_"
+            self.audio = PostgresStore(
+                postings_url,
+                audio_params.as_dict(),
+                np.dtype(np.uint32),
+                schema=f"{postings_schema}_{gen}audio",
+            )
+            self.video = PostgresStore(
+                postings_url,
+                video_params.index_dict(),
+                np.dtype(np.uint64),
+                parts=video_params.chunks,
+                prefix_bits=video_params.chunk_bits,
+                schema=f"{postings_schema}_{gen}video",
+            )
         self.calibrations = dict(calibrations or {})
         for modality in MODALITIES:
             if modality not in self.calibrations:
