@@ -61,8 +61,9 @@ class WriteLock:
                 self._foreground_waiting += 1
             try:
                 taken = self._cond.wait_for(
-                    lambda: self._owner is None
-                    and (not background or self._foreground_waiting == 0),
+                    lambda: (
+                        self._owner is None and (not background or self._foreground_waiting == 0)
+                    ),
                     timeout,
                 )
             finally:
