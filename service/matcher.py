@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -37,6 +38,7 @@ __all__ = ["IndexHolder", "MatchPool"]
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
 
 class IndexHolder:
     """One open :class:`Index` per process, reopened when batch re-indexing swapped in a
@@ -68,7 +70,28 @@ def _open(root: str, nice: int) -> None:
     global _holder
     if nice:
         os.nice(nice)
+    _die_with_parent()
     _holder = IndexHolder(Path(root))
+
+
+#: How often a pool process checks that the worker that started it is alive (seconds).
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _die_with_parent() -> None:
+    """Exit when the parent process is gone. A worker killed with SIGKILL cannot shut its
+    pool down, and a pool process blocked on its call queue would live on, orphaned,
+    holding its share of memory and the index's files, for ever (seen after the
+    reliability benchmark's ``kill -9``)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="vigie-parent-watch", daemon=True).start()
 
 
 def _match(

@@ -3,7 +3,10 @@ pool process being killed."""
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +71,37 @@ def test_a_killed_pool_process_is_replaced_and_the_match_still_answers(indexed):
         pool.close()
     assert second != first
     assert [m.channel_id for m in result.matches] == ["tv1"]
+
+
+def test_pool_processes_die_with_a_worker_killed_by_sigkill(indexed, tmp_path):
+    root = indexed[0]
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from service.matcher import IndexHolder, MatchPool\n"
+        "if __name__ == '__main__':\n"
+        "    root = Path(sys.argv[1])\n"
+        "    pool = MatchPool(root, 1, IndexHolder(root))\n"
+        "    print(pool._get().submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, str(script), str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    child = int(worker.stdout.readline())
+    os.kill(child, 0)  # the pool process is alive
+    worker.kill()  # SIGKILL: no chance to shut the pool down
+    worker.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError(f"pool process {child} outlived its worker by 10 s")
