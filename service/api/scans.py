@@ -55,13 +55,13 @@ def _scan_out(s, row: ScanRow, key: ApiKey) -> dict:  # noqa: ANN001
 )
 async def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Response) -> dict:
     # One thread-pool hop for all the database work (see service.api.deps for why).
-    status, location_, out = await run_in_threadpool(_submit, rt, body, key)
+    status, location_, out = await run_in_threadpool(submit_scans, rt, body, key)
     response.status_code = status
     response.headers["Location"] = location_
     return out
 
 
-def _submit(rt: Runtime, body: ScanRequest, key: ApiKey) -> tuple[int, str, dict]:
+def submit_scans(rt: Runtime, body: ScanRequest, key: ApiKey) -> tuple[int, str, dict]:
     """Store the scan (or group) and queue its job: ``(status, Location, body)``.
 
     The write transaction holds SQLite's single write lock (see

@@ -110,7 +110,7 @@ def submit(
         missing = "url: a stream URL is needed"
         return _scans_page(request, session, error=missing, form=form, code=422)
     try:
-        out = scans_api.submit(body, runtime(request), session.key, Response())
+        _, _, out = scans_api.submit_scans(runtime(request), body, session.key)
     except Problem as exc:
         return _scans_page(request, session, error=exc.detail, form=form, code=exc.status)
     return RedirectResponse(f"{BASE}/scans/{out['id']}", status_code=303)

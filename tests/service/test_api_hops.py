@@ -38,7 +38,7 @@ def test_a_submission_takes_two_hops_and_a_read_two(served):
     client, headers, hops, _ = served
     got = client.post("/v1/scans", json={"url": "http://example.com/a.m3u8"}, headers=headers)
     assert got.status_code == 202, got.text
-    assert hops == ["_authenticate", "_submit"]
+    assert hops == ["_authenticate", "submit_scans"]
     hops.clear()
     read = client.get(got.headers["location"], headers=headers)
     assert read.status_code == 200

@@ -151,10 +151,11 @@ def test_kill_9_loses_nothing_that_was_reported_written(feeds, seed):
 LEASE_SECONDS = 3.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["postgresql"])
 def shared_catalog(request, tmp_path, media, vigie):
-    """Two live loopback channels in a catalog two ingesters share (SQLite file or a
-    PostgreSQL database); yields ``(data_dir, env)``."""
+    """Two live loopback channels in a catalog two ingesters share (the scale-out
+    PostgreSQL database; the lease rules are tested on SQLite too, in test_feed_leases.py);
+    yields ``(data_dir, env)``."""
     data = tmp_path / "data"
     env = {"VIGIE_FEED_LEASE_SECONDS": str(LEASE_SECONDS)}
     if request.param == "postgresql":

@@ -36,14 +36,14 @@ def redis_server(tmp_path):
 @pytest.mark.slow
 def test_redis_restart_during_load_loses_no_accepted_scan(tmp_path, pg_database, redis_server):
     env = {"VIGIE_REQUEUE_SECONDS": "5", "VIGIE_SWEEP_SECONDS": "2"}
-    scans = 120
+    scans = 60
     with Cluster(tmp_path, pg_database, redis_server.url + "?namespace=r", scans, env) as c:
         c.start_api()
         c.start_workers(2)
         got = {}
         load = threading.Thread(
             target=lambda: got.update(
-                sub=c.submit(list(range(scans)), clients=10, spread_seconds=12, extra=AUDIO_2S)
+                sub=c.submit(list(range(scans)), clients=10, spread_seconds=9, extra=AUDIO_2S)
             )
         )
         load.start()
@@ -69,7 +69,7 @@ def test_redis_restart_during_load_loses_no_accepted_scan(tmp_path, pg_database,
 def test_a_burst_of_scans_spreads_over_four_workers_and_finishes_once(
     tmp_path, pg_database, redis_server
 ):
-    scans = 200
+    scans = 100
     with Cluster(tmp_path, pg_database, redis_server.url + "?namespace=b", scans) as c:
         c.start_api()
         c.start_workers(4)
