@@ -17,8 +17,12 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m service.demo
 
+# Two pytest processes: much of the suite waits on servers, streams and subprocesses, and
+# test files run in order on one process each (their module fixtures are shared state).
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(PY) -m bench

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from fingerprinting.capture import CaptureError, CapturePlan, read_channel_list, redact_url, sample
+from fingerprinting.capture import CaptureError, CapturePlan, read_channel_list, redact_url
 
 from . import webhooks
 from .detect import ScanResult, sample_airing
@@ -159,8 +159,7 @@ def _scan(rt: Runtime, row: ScanRow) -> None:
     params = fingerprint_params(pa, pv)
     started = time.perf_counter()
     try:
-        with rt.client_factory() as client:
-            got = sample(row.url, plan, client=client)
+        got = rt.capturer.sample(row.url, plan)
     except CaptureError as exc:
         rt.metrics.sample.observe(time.perf_counter() - started)
         evidence = exc.evidence.public() if exc.evidence is not None else None

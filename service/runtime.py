@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fingerprinting.capture import GuardedClient, NetworkPolicy
 from reference_index.catalog import Catalog
 
+from .capture_process import Capturer
 from .db import Database
 from .matcher import IndexHolder, MatchPool
 from .metrics import Metrics
@@ -33,6 +34,7 @@ class Runtime:
     client_factory: Callable[[], GuardedClient]
     policy: NetworkPolicy
     matcher: MatchPool
+    capturer: Capturer
     stopping: threading.Event = field(default_factory=threading.Event)
     limiter: RateLimiter = field(default_factory=RateLimiter)
 
@@ -50,6 +52,7 @@ class Runtime:
         db = Database(settings.catalog_url)
         queue = JobQueue(settings.broker_url)
         index = IndexHolder(settings.index_dir)
+        client_factory = client_factory or (lambda: GuardedClient(policy))
         return cls(
             settings=settings,
             db=db,
@@ -57,16 +60,23 @@ class Runtime:
             queue=queue,
             index=index,
             metrics=Metrics(db, catalog),
-            client_factory=client_factory or (lambda: GuardedClient(policy)),
+            client_factory=client_factory,
             policy=policy,
             matcher=MatchPool(
                 settings.index_dir, settings.match_processes, index, nice=settings.scan_nice
+            ),
+            capturer=Capturer(
+                settings.allow_networks,
+                isolated=settings.capture_in_processes,
+                client_factory=client_factory,
+                nice=settings.scan_nice,
             ),
         )
 
     def close(self) -> None:
         self.stopping.set()
         self.queue.stop()
+        self.capturer.close()
         self.matcher.close()
         self.db.close()
         self.catalog.close()

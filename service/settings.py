@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         (``0``: on the scan threads themselves). Matching is the CPU-bound part of a scan;
         kept out of the API process, it cannot hold the interpreter lock that HTTP
         requests wait on. One per core that the API does not need.
+    capture_in_processes : bool
+        Each capture runs in a process of its own (:mod:`service.capture_process`):
+        decoding holds the interpreter lock, and in the API's process HTTP requests
+        waited behind it; a decoder that crashes or hangs on a hostile stream takes only
+        its own scan down. ``False``: captures run on the scan threads.
     scan_nice : int
         CPU priority steps (Linux ``nice``) by which scan threads and match processes run
         below the API, so that decoding at full speed does not make HTTP requests wait
@@ -112,6 +117,7 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     worker_threads: int = Field(8, ge=1, le=256)
     match_processes: int = Field(1, ge=0, le=64)
+    capture_in_processes: bool = True
     scan_nice: int = Field(10, ge=0, le=19)
     lease_seconds: float = Field(60.0, ge=3.0, le=3600.0)
     sweep_seconds: float = Field(30.0, gt=0.0, le=3600.0)

@@ -17,6 +17,7 @@ from .options import StreamOptions, split_kodi_url
 from .playlists import PlaylistEntry, PlaylistError, iter_m3u, iter_m3u_bytes, looks_like_hls
 from .redact import Redactor, redact_url
 from .sample import CapturePlan, Sample, sample
+from .shared_limits import SharedHostLimiter
 from .timing import live_edge_start
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "PlaylistSnapshot",
     "Redactor",
     "Sample",
+    "SharedHostLimiter",
     "StreamOptions",
     "check_scheme",
     "follow",

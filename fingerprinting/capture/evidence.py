@@ -140,6 +140,16 @@ class Evidence:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _t0: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        # Crosses processes with the sample (service.capture_pool): a lock cannot.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def add_hop(self, hop: Hop) -> Hop:
         with self._lock:
             self.hops.append(hop)

@@ -43,6 +43,7 @@ from .netguard import (
 )
 from .options import StreamOptions
 from .redact import redact_url
+from .shared_limits import SharedHostLimiter
 
 __all__ = ["DEFAULT_USER_AGENT", "Fetched", "Fetcher", "GuardedClient", "Opened"]
 
@@ -62,7 +63,7 @@ class GuardedClient:
     ----------
     policy : NetworkPolicy or None
         Addresses we may contact; ``None`` reads ``VIGIE_ALLOW_NETWORKS``.
-    limiter : HostLimiter or None
+    limiter : HostLimiter, SharedHostLimiter or None
         Per-host concurrency and rate limits (default: one shared by the process).
     resolver : callable
         ``(host, port) -> [address]``; injectable for tests of DNS answers.
@@ -82,7 +83,7 @@ class GuardedClient:
         self,
         policy: NetworkPolicy | None = None,
         *,
-        limiter: HostLimiter | None = None,
+        limiter: HostLimiter | SharedHostLimiter | None = None,
         resolver: Resolver = system_resolver,
         transport: httpx.BaseTransport | None = None,
         verify: bool | str | ssl.SSLContext = True,

@@ -162,9 +162,7 @@ def sample(
     url, suffix_options = split_kodi_url(url)
     plan = replace(plan, options=plan.options.merged(suffix_options))
     started = datetime.now(UTC)
-    evidence = Evidence(
-        requested_url=url, egress_note=plan.egress_note, keep_bytes=plan.keep_bytes
-    )
+    evidence = Evidence(requested_url=url, egress_note=plan.egress_note, keep_bytes=plan.keep_bytes)
     t0 = time.monotonic()
     try:
         if "://" not in url and plan.allow_local_files:

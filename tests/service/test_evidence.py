@@ -277,6 +277,7 @@ def test_the_manifest_is_made_once_and_reviews_append_signed_entries(service, tm
 
 def test_a_forged_review_entry_fails(service, tmp_path):
     client, analyst_h, _, _, _, _, match_id = service
+    _export(client, analyst_h, match_id)  # sealed: reviews from now on are signed entries
     _review(client, analyst_h, match_id, "confirm", "first look")
     _review(client, analyst_h, match_id, "confirm", "second look")
     folder = _unzip(_export(client, analyst_h, match_id), tmp_path / "b")
@@ -311,7 +312,8 @@ def test_a_forged_review_entry_fails(service, tmp_path):
 
 
 def test_the_key_is_made_once_with_mode_0600_and_reused(service, tmp_path):
-    client, analyst_h, rt, _, _, _, _ = service
+    client, analyst_h, rt, _, _, _, match_id = service
+    _export(client, analyst_h, match_id)  # sealing signs: the key exists from then on
     path = rt.settings.evidence_key_path
     assert path == rt.settings.data_dir / "keys" / "evidence-ed25519.pem"
     before = path.read_bytes()
