@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -69,7 +68,6 @@ def _cluster_run(
             RedisServer(work / "redis") as redis,
             Cluster(work, url, redis.url + "?namespace=rel", scans, env) as c,
         ):
-            cpu0, life0 = _children_cpu(), time.monotonic()
             c.start_api()
             c.start_workers(workers)
             machine0, load_t0 = _machine_busy(), time.monotonic()
@@ -85,8 +83,6 @@ def _cluster_run(
             machine_busy = (_machine_busy() - machine0) / (time.monotonic() - load_t0)
             tally = c.tally(sub)
             lat = sorted(sub.latencies)
-        # Processes are reaped now (and their match processes by them): their CPU time is in.
-        cpu, life = _children_cpu() - cpu0, time.monotonic() - life0
         return {
             "scans": scans,
             "workers": workers,
@@ -100,9 +96,6 @@ def _cluster_run(
                 else None,
             },
             "fault": injected,
-            "cpu_seconds": round(cpu, 1),
-            "cluster_seconds": round(life, 1),
-            "cores_busy": round(cpu / life, 2),  # CPU of every process / their lifetime
             # Every process of the machine (PostgreSQL too), from the first submission to
             # the last verdict: how much of the hardware the run used.
             "machine_cores_busy": round(machine_busy, 2),
@@ -113,13 +106,6 @@ def _cluster_run(
     finally:
         backends.drop_database(admin, url)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _children_cpu() -> float:
-    """User + system CPU seconds of this process's reaped children (API, workers and
-    their match processes, redis-server)."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _machine_busy() -> float:
@@ -324,10 +310,12 @@ def run(scans: int, fault_scans: int, seconds: float) -> dict:
 
 def markdown(report: dict) -> str:
     t = report["throughput"]
+    one_busy = t["one_worker"].get("machine_cores_busy")
+    ceiling = f"{report['machine']['cpus'] / one_busy:.2f}x" if one_busy else "?"
     rows = [
         "| run | workers | scans | lost | duplicated | retried | scans/h | cores busy "
-        "(Vigie) | cores busy (machine) | POST p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| POST p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     named = [
         ("4 workers, at once", t["four_workers"]),
@@ -338,7 +326,7 @@ def markdown(report: dict) -> str:
     for name, r in named:
         rows.append(
             f"| {name} | {r['workers']} | {r['accepted']} | {r['lost']} | {r['duplicated']} | "
-            f"{r['attempts_above_one']} | {r['scans_per_hour']} | {r['cores_busy']} | "
+            f"{r['attempts_above_one']} | {r['scans_per_hour']} | "
             f"{r.get('machine_cores_busy', '—')} | {r['post_latency_ms']['p99']} |"
         )
     b = report["bad_inputs"]
@@ -353,10 +341,11 @@ def markdown(report: dict) -> str:
             "",
             f"4 workers / 1 worker throughput: **{t['ratio_4_to_1']}x**. "
             f"The machine has {report['machine']['cpus']} cores: one worker already keeps "
-            f"{t['one_worker'].get('machine_cores_busy', '?')} of them busy (its captures "
-            "and matches run in processes of their own), so more workers on the same "
-            "machine can at most fill the rest; they add throughput on machines with more "
-            "cores, or on more machines.",
+            f"{one_busy} of them busy (its captures and matches run in processes of their "
+            f"own), so more workers on this machine can at most fill the rest: "
+            f"{ceiling} at best. Cores busy: every process of the machine (PostgreSQL, "
+            "Redis, the API and the submitting clients too), from the first submission to "
+            "the last verdict.",
             "",
             f"Bad inputs: {b['tried']} tried, {b['server_errors']} answered 5xx, "
             f"{b['handled_as_expected']} handled as expected (4xx problem+json, or accepted "

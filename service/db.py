@@ -8,6 +8,7 @@ never blocked for the length of a capture.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,23 @@ class Database:
         """A unit of work: committed when the block ends normally, rolled back otherwise."""
         with self._sessions() as s, s.begin():
             yield s
+
+    def lock(self, s: Session, name: str) -> None:
+        """Hold a lock named ``name`` until ``s``'s transaction ends, so that a check and
+        the write it decides (is this URL already being scanned? then insert) are one
+        step for every writer of the database.
+
+        PostgreSQL: a transaction-level advisory lock (every process, any host). SQLite
+        has one writer at a time: the transaction starts writing now (taking this
+        process's write lock, :mod:`reference_index.sqlite_writes`), so the reads that
+        follow see every submission committed before, and later ones wait.
+        """
+        if self.engine.dialect.name == "postgresql":
+            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        else:
+            s.execute(text("DELETE FROM scans WHERE 0"))  # a write that changes nothing
 
     def ping(self) -> None:
         """Raise if the database does not answer."""

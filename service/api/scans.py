@@ -14,7 +14,16 @@ from ..keys import ApiKey
 from ..models import DeliveryAttemptRow, DeliveryRow, ScanGroupRow, ScanRow, utc, utc_now
 from ..problems import Problem
 from ..runtime import Runtime
-from ..scans import CursorError, find_duplicate, group_dict, matches_of, new_scan, page, scan_dict
+from ..scans import (
+    CursorError,
+    find_duplicate,
+    group_dict,
+    matches_of,
+    new_scan,
+    page,
+    scan_dict,
+    url_digest,
+)
 from ..schemas import DeliveryOut, IsoDateTime, ScanGroupOut, ScanOut, ScanPage, ScanRequest
 from .deps import RuntimeDep, SessionDep, require
 from .responses import BODY_ERRORS, ERRORS, location
@@ -64,10 +73,10 @@ async def submit(body: ScanRequest, rt: RuntimeDep, key: Writer, response: Respo
 def submit_scans(rt: Runtime, body: ScanRequest, key: ApiKey) -> tuple[int, str, dict]:
     """Store the scan (or group) and queue its job: ``(status, Location, body)``.
 
-    The write transaction holds SQLite's single write lock (see
-    :mod:`reference_index.sqlite_writes`) from the INSERT to the commit, and every other
-    submission waits for it: so it holds only the INSERT. A new scan has no matches yet,
-    so its answer is built without reading them, after the commit.
+    The duplicate check and the INSERT hold the URL's lock (:meth:`Database.lock`: on
+    SQLite, the single write lock) until the commit, and every other submission of that
+    URL waits for it: so they hold nothing else. A new scan has no matches yet, so its
+    answer is built without reading them, after the commit.
     """
     settings = rt.settings
     request = {
@@ -79,6 +88,8 @@ def submit_scans(rt: Runtime, body: ScanRequest, key: ApiKey) -> tuple[int, str,
     admin = key.allows("admin")
     if body.url is not None:
         with rt.db.session() as s:
+            if settings.dedupe_seconds > 0:  # two bots posting one URL at once: one scan
+                rt.db.lock(s, f"scan-url:{url_digest(body.url)}")
             dup = find_duplicate(s, body.url, settings.dedupe_seconds)
             if dup is not None and _can_read(key, dup):
                 return 200, f"/v1/scans/{dup.id}", _scan_out(s, dup, key)

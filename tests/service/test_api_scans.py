@@ -3,6 +3,7 @@ unrelated stream, and gets ``confirmed`` (with channel and delay) and ``no_match
 signed webhook; plus submission rules (validation, de-duplication, groups, playlists)."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -169,6 +170,26 @@ def test_the_same_url_twice_returns_the_running_scan(service):
     assert two.headers["location"] == f"/v1/scans/{one.json()['id']}"
     # credentials are masked for a key without admin
     assert "hunter2" not in one.text and "/live/***/***/77.ts" in one.json()["url"]
+
+
+def test_the_same_url_posted_at_once_by_many_bots_makes_one_scan(service):
+    client, _, bot_h, _ = service
+    url = "http://pirate.invalid/live/eve/pw/78.ts"
+    start = threading.Barrier(8)
+    answers = []
+
+    def post() -> None:
+        start.wait()
+        answers.append(client.post("/v1/scans", headers=bot_h, json={"url": url}))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(answers) == 8
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [202]
+    assert len({a.json()["id"] for a in answers}) == 1
 
 
 def test_several_urls_make_a_group(service):
