@@ -1,7 +1,9 @@
 """Service load benchmark: many bots submitting scans to ``vigie serve`` at once.
 
 ``python -m bench.service_load [--scans 500] [--clients 20] [--submit-seconds 60]``
-(``--quick``: 100 scans, 10 clients, 20 s) writes ``bench/results/service_load.json``.
+(``--quick``: 100 scans, 10 clients, 20 s) writes ``bench/results/service_load.json``;
+``--stagger`` (``service_load_staggered.json``): clients post at their own times instead
+of all at the same instant.
 
 A fresh data folder gets one channel indexed from a generated 60 s A/V recording; a
 loopback server serves ``--scans`` distinct stream URLs (every fourth one is the channel's
@@ -81,7 +83,9 @@ def _server_times(log: Path) -> dict:
     }
 
 
-def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict:
+def run(
+    scans: int, clients: int, submit_seconds: float, seconds: float, *, stagger: bool = False
+) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from service.db import Database
     from service.keys import create_key
@@ -146,7 +150,11 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
                 mine = list(range(k, scans, clients))
                 with httpx.Client(timeout=30) as client:
                     for n, i in enumerate(mine):
-                        due = started + submit_seconds * (n / max(1, len(mine)))
+                        # All clients post together (the harsher case: a burst of
+                        # ``clients`` requests at once), or each one its interval's
+                        # k/clients later (as independent bots would).
+                        shift = k / clients if stagger else 0.0
+                        due = started + submit_seconds * ((n + shift) / max(1, len(mine)))
                         time.sleep(max(0.0, due - time.monotonic()))
                         r = call(
                             client,
@@ -192,6 +200,7 @@ def run(scans: int, clients: int, submit_seconds: float, seconds: float) -> dict
         "scans": scans,
         "clients": clients,
         "submit_seconds": submit_seconds,
+        "clients_post": "staggered" if stagger else "together",
         "sample_seconds": seconds,
         "accepted": len(ids),
         "refused": dict(errors),
@@ -220,7 +229,9 @@ def markdown(report: dict) -> str:
         f"| `{route}` | {t['requests']} | {t['median']} | {t['p99']} |"
         for route, t in report["server_ms"].items()
     )
-    return f"""# Service load: {report["scans"]} scans from {report["clients"]} clients
+    together = report.get("clients_post", "together") == "together"
+    how = "posting together, bursts of one request per client" if together else "staggered"
+    return f"""# Service load: {report["scans"]} scans from {report["clients"]} clients ({how})
 
 `{report["command"]}` on {report["machine"]["cpus"]} CPUs, Python {report["machine"]["python"]}
 (`vigie serve`, embedded: SQLite and in-process scan threads; {report["sample_seconds"]} s samples).
@@ -250,12 +261,20 @@ def main() -> None:
     ap.add_argument("--submit-seconds", type=float, default=60.0)
     ap.add_argument("--sample-seconds", type=float, default=10.0)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--stagger",
+        action="store_true",
+        help="clients post at their own times, not all together (writes service_load_staggered)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.scans, args.clients, args.submit_seconds = 100, 10, 20.0
-    report = run(args.scans, args.clients, args.submit_seconds, args.sample_seconds)
+    report = run(
+        args.scans, args.clients, args.submit_seconds, args.sample_seconds, stagger=args.stagger
+    )
     RESULTS.mkdir(exist_ok=True)
     name = "service_load_quick" if args.quick else "service_load"
+    name += "_staggered" if args.stagger else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown(report))
     print(json.dumps(report, indent=2))
