@@ -46,6 +46,6 @@ class CaptureError(Exception):
         return f"{self.reason}: {self.message}"
 
     def __reduce__(self) -> tuple:
-        # Captures run in other processes (service.capture_pool): the error crosses back
+        # Captures run in other processes (service.capture_process): the error crosses back
         # pickled, and Exception's own reduce would rebuild it from the message alone.
         return (type(self), (self.reason, self.message, self.evidence))

@@ -141,7 +141,7 @@ class Evidence:
     _t0: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
-        # Crosses processes with the sample (service.capture_pool): a lock cannot.
+        # Crosses processes with the sample (service.capture_process): a lock cannot.
         state = self.__dict__.copy()
         del state["_lock"]
         return state

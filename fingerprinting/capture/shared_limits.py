@@ -1,8 +1,8 @@
 """Per-host politeness shared by the capture processes of one worker.
 
 :class:`~fingerprinting.capture.limits.HostLimiter` counts in one process's memory. A
-worker that runs its captures in a pool of processes (so that decoding does not hold the
-API's interpreter lock, see :mod:`service.capture_pool`) must still treat a pirate panel
+worker that runs each capture in a process of its own (so that decoding does not hold the
+API's interpreter lock, see :mod:`service.capture_process`) must still treat a pirate panel
 as one client would: every process draws from the same token bucket and the same count of
 open requests per host. Those live here in shared memory, under one inter-process lock.
 
@@ -10,7 +10,7 @@ Hosts are hashed onto a fixed table of :data:`SLOTS` buckets (BLAKE2b of the nam
 hosts that land on one bucket share its limits: stricter than asked, never looser, and
 rare (a worker scans a few hundred hosts at a time against 4,096 buckets).
 
-Give the limiter to the processes when they start (``initargs`` of a process pool): the
+Give the limiter to the processes when they start (an argument of ``Process``): the
 shared memory and the lock can only be handed over then.
 """
 
