@@ -45,7 +45,12 @@ def _octaves(pk: Peaks, p: AudioParams) -> np.ndarray:
 
 
 def triplets(
-    frames: np.ndarray, octaves: np.ndarray, levels: np.ndarray, p: AudioParams, fanout: int
+    frames: np.ndarray,
+    octaves: np.ndarray,
+    levels: np.ndarray,
+    p: AudioParams,
+    fanout: int,
+    zone_peaks: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices ``(a, b, c)`` of the triplets of a peak list.
 
@@ -55,6 +60,9 @@ def triplets(
         Peak times (frames), frequencies (log2 Hz) and levels (dB), in any order.
     fanout : int
         Loudest zone peaks kept per anchor; every two of them make a triplet.
+    zone_peaks : int
+        Peaks after the anchor examined for its zone (``p.zone_peaks`` for references,
+        ``p.query_zone_peaks`` for suspect samples).
     """
     order = np.lexsort((octaves, frames))
     t, q, lev = frames[order], octaves[order], levels[order]
@@ -62,7 +70,7 @@ def triplets(
     empty = np.empty(0, np.int64)
     if n < 3:
         return empty, empty, empty
-    k = min(p.zone_peaks, n - 1)
+    k = min(zone_peaks, n - 1)
     j = np.arange(n)[:, None] + np.arange(1, k + 1)[None, :]
     inside = j < n
     j = np.minimum(j, n - 1)
@@ -154,7 +162,7 @@ def hash_triplets(pk: Peaks, p: AudioParams = AudioParams()) -> tuple[np.ndarray
         Anchor peak's frame rounded to the nearest integer, non-decreasing.
     """
     q = _octaves(pk, p)
-    a, b, c = triplets(pk.frames, q, pk.levels, p, p.fanout)
+    a, b, c = triplets(pk.frames, q, pk.levels, p, p.fanout, p.zone_peaks)
     comp = _components(pk.frames, q, a, b, c, p)
     hashes, ok = _pack({k: np.floor(v).astype(np.int64) for k, v in comp.items()}, p)
     frames = np.floor(pk.frames[a] + 0.5).astype(np.uint32)
@@ -178,7 +186,7 @@ def query_print(pk: Peaks, p: AudioParams = AudioParams()) -> QueryPrint:
     of each fine component that lies within ``p.probe_margin`` of a bin edge.
     """
     q = _octaves(pk, p)
-    a, b, c = triplets(pk.frames, q, pk.levels, p, p.query_fanout)
+    a, b, c = triplets(pk.frames, q, pk.levels, p, p.query_fanout, p.query_zone_peaks)
     comp = _components(pk.frames, q, a, b, c, p)
     n = a.size
     m = p.probe_margin

@@ -66,6 +66,18 @@ def test_add_white_noise_snr(snr_db):
     assert 0.8 < spec[:half].mean() / spec[half:].mean() < 1.25
 
 
+def test_snr_and_commentary_level_ignore_a_dc_offset():
+    # A recording whose samples sit on a DC offset (the whale song's: +0.36) is as loud as
+    # its sound, not as its offset: noise and speech levels are set against the sound.
+    y = music_like()
+    offset = y + np.float32(10 * rms(y))
+    noise = ds.add_white_noise(offset, 0.0, np.random.default_rng(1)) - offset
+    assert db(rms(noise) / rms(y)) == pytest.approx(0.0, abs=0.2)
+    speech = music_like(0.7, seed=5)
+    added = ds.mix_speech(offset, speech + np.float32(1.0), level_db=-6.0) - offset
+    assert db(np.std(added) / rms(y)) == pytest.approx(-6.0, abs=0.5)
+
+
 def test_add_white_noise_reproducible_and_silent_input():
     y = music_like(1.0)
     a = ds.add_white_noise(y, 5.0, np.random.default_rng(7))
