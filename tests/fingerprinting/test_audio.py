@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,25 @@ def test_hash_fits_its_fields(programme):
     assert int(fp.hashes.max()) < 2**bits
     with pytest.raises(ValueError, match="over 32"):
         AudioParams(ratio_steps=4096)
+
+
+def test_a_noisy_sample_still_pairs_its_anchors_with_targets_seconds_away(programme):
+    """Noise multiplies a sample's peaks (here five-fold); its triplets must still reach
+    the reference's targets up to 2 s away, not only those among the next 24 peaks."""
+    p = AudioParams()
+    clean = programme[8000 * 20 : 8000 * 30]
+    noise = np.random.default_rng(0).standard_normal(clean.size) * np.std(clean) * 10**0.25
+    noisy = (clean + noise).astype(np.float32)  # -5 dB SNR
+    ref = audio.fingerprint(clean, p)
+    pk = audio.query_peaks(noisy, p)
+    assert len(pk) > 4 * len(audio.peaks(clean, p))
+
+    def found(zone_peaks: int) -> float:
+        qp = audio.query_print(pk, replace(p, query_zone_peaks=zone_peaks))
+        return float(np.isin(ref.hashes, qp.hashes).mean())
+
+    assert found(p.query_zone_peaks) > 0.35
+    assert found(p.zone_peaks) < 0.05  # the reference's zone size, at five times the density
 
 
 @pytest.mark.parametrize("factor", [0.95, 0.96, 1.0, 1.02, 1.04, 1.05])
