@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="few queries, for a smoke run")
     ap.add_argument("--no-baseline", action="store_true", help="skip audfprint")
     ap.add_argument("--background-hours", type=int, default=100)
+    ap.add_argument(
+        "--null-queries",
+        type=int,
+        default=1000,
+        help="calibration cuts per query length: the tail fit needs a few dozen above chance",
+    )
     ap.add_argument("--work", type=Path, default=ROOT / "media-cache" / "bench-work")
     ap.add_argument(
         "--write-calibration",
@@ -296,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
                 index,
                 [str(p) for p in corpus.calibration_negatives],
                 seconds=s,
-                n_queries=150,
+                n_queries=args.null_queries,
                 seed=int(s),
             )
             for s in (5.0, 10.0)

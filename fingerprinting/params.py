@@ -87,6 +87,11 @@ class AudioParams:
         Largest relative speed change searched (0.05 = +-5 %), with or without pitch change.
     speed_step : float
         Step of the slope search when aligning (0.25 %: 0.8 frame over a 10 s sample).
+    background_frames : int
+        A line is scored against the chance hits of its own track within this many frames
+        of its offset (94: +-3 s) when they are denser than the index's average
+        (:func:`fingerprinting.align.vote`): music in the key and tempo of a reference
+        track hits it densely by chance, and a line through those hits is no evidence.
     """
 
     sample_rate: int = 8000
@@ -117,6 +122,7 @@ class AudioParams:
     probe_margin: float = 0.15
     max_speed_change: float = 0.05
     speed_step: float = 0.0025
+    background_frames: int = 94
 
     @property
     def hop_seconds(self) -> float:

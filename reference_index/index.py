@@ -404,6 +404,7 @@ class Index:
             max_speed_change=p.max_speed_change,
             speed_step=p.speed_step,
             top=top,
+            background_frames=p.background_frames,
         )
         return [self._candidate("audio", a, tracks[a.track]) for a in aligned]
 

@@ -284,7 +284,15 @@ def calibrate_cmd(
         typer.Argument(metavar="PATH...", help="Audio that is NOT in the index (files/folders)."),
     ],
     seconds: Annotated[float, typer.Option("--seconds", help="Query length (s).")] = 10.0,
-    queries: Annotated[int, typer.Option("--queries", min=50, help="Null queries.")] = 300,
+    queries: Annotated[
+        int,
+        typer.Option(
+            "--queries",
+            min=50,
+            help="Null queries; the tail is fitted over the 40 highest scores (a tenth of "
+            "the queries when fewer than 400), so more put the fit further out in the tail.",
+        ),
+    ] = 1000,
     modality: Annotated[
         str, typer.Option("--modality", help="Which fingerprints: audio or video.")
     ] = "audio",
