@@ -19,11 +19,11 @@ anywhere in the ``B`` frames searched, so the count along one line is Poisson wi
 ``mu = 3 H / B``, and the chance that one of the ``B x n_speeds`` lines reaches ``v`` votes is
 ``p = 1 - (1 - P[Poisson(mu) >= v])^(B n_speeds)``. Optionally (``background_frames``, the
 audio path's choice) ``mu`` is raised to the rate of the hits around the line in its own
-track, where a sample that resembles that track by chance hits it densely. Real audio
-repeats itself (loops,
-sustained notes, shared keys and tempi), so real negatives score higher than that model says;
-:class:`NullCalibration` corrects it with the tail of the score ``-log10 p`` *measured* on
-samples known not to be in the index (``vigie calibrate``, ``python -m bench``).
+track, which a sample resembling that track by chance hits densely. Real audio repeats
+itself (loops, sustained notes, shared keys and tempi), so real negatives score higher
+than that model says; :class:`NullCalibration` corrects it with the tail of the score
+``-log10 p`` *measured* on samples known not to be in the index (``vigie calibrate``,
+``python -m bench``).
 """
 
 from __future__ import annotations
@@ -192,16 +192,16 @@ def vote(
         if line is None:
             continue
         offset, speed, votes = line
-        if tr not in found or votes > found[tr][0].votes:
-            mu = mu_index
-            if background_frames > 0:
-                around = same_track & (np.abs(cbin - cb) <= reach)
-                rate = _local_rate(
-                    t_ref[around], t_q[around], voter[around], offset, speed, background_frames
-                )
-                mu = max(mu, rate)
-            line_mu = np.full(speeds.size, mu)
-            score = float(model_score(np.array([votes]), line_mu, max(searched_frames, 1.0))[0])
+        mu = mu_index
+        if background_frames > 0:
+            around = same_track & (np.abs(cbin - cb) <= reach)
+            rate = _local_rate(
+                t_ref[around], t_q[around], voter[around], offset, speed, background_frames
+            )
+            mu = max(mu, rate)
+        line_mu = np.full(speeds.size, mu)
+        score = float(model_score(np.array([votes]), line_mu, max(searched_frames, 1.0))[0])
+        if tr not in found or (score, votes) > (found[tr][0].score, found[tr][0].votes):
             found[tr] = (Alignment(tr, offset, speed, votes, hits, score), near)
     winners = sorted(found.values(), key=lambda f: (-f[0].score, -f[0].votes))[:top]
     if max_pairs <= 0:
