@@ -48,13 +48,6 @@ def _as_mono_float32(y: np.ndarray, name: str = "y") -> np.ndarray:
     return x
 
 
-def _rms(x: np.ndarray) -> float:
-    """Root-mean-square of ``x`` computed in float64 (0.0 for an empty array)."""
-    if x.size == 0:
-        return 0.0
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
 # --------------------------------------------------------------------------- #
 # Decoding / codecs
 # --------------------------------------------------------------------------- #
