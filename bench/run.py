@@ -23,6 +23,7 @@ import scipy.signal
 from fingerprinting import audio
 from fingerprinting.align import NullCalibration
 from fingerprinting.decode import decode_audio
+from fingerprinting.types import Peaks
 from reference_index.batch import fingerprint_file
 from reference_index.calibrate import measure_null_scores
 from reference_index.index import Index
@@ -76,7 +77,10 @@ def vigie_indexing_cost(hour: Path, work: Path) -> dict:
     )
     run = _child_peak([*vigie, "reindex", "hour", str(hour)], env)
     run["x_realtime"] = 3600.0 / run["cpu_seconds"]
-    run["index_bytes"] = sum(f.stat().st_size for f in (data / "index" / "audio").glob("seg-*"))
+    index = data / "index"
+    run["posting_bytes"] = sum(f.stat().st_size for f in (index / "audio").glob("seg-*"))
+    run["peak_bytes"] = sum(f.stat().st_size for f in (index / "peaks").glob("*.vth"))
+    run["index_bytes"] = run["posting_bytes"] + run["peak_bytes"]
     return run
 
 
@@ -108,18 +112,27 @@ def effective_bits(keys: np.ndarray) -> float:
     return float(-np.log2(max((c * (c - 1.0)).sum() / (m * (m - 1.0)), 1e-30)))
 
 
-def add_background(index: Index, real_keys: np.ndarray, rate: float, hours: int) -> None:
+def add_background(
+    index: Index, real_keys: np.ndarray, rate: float, hours: int, real_peaks: list[Peaks]
+) -> None:
     """``hours`` one-hour tracks of chance postings (see :func:`background_keys`) at the real
     posting ``rate`` (per second) with uniform times: the size, load and chance-hit rate of
-    a big index, without its (unavailable) audio."""
+    a big index, without its (unavailable) audio. Each has reference peaks too, at the real
+    peaks' rate and with their frequencies (drawn from ``real_peaks``, one per recording),
+    uniform in time, so
+    that verifying a line on a background track costs and finds what it would on a real
+    one's."""
     rng = np.random.default_rng(3)
     hop = index.audio_params.hop_seconds
     frames_per_hour = int(3600 / hop)
     n = int(rate * 3600)
+    peak_bins = np.concatenate([pk.bins for pk in real_peaks])
+    real_frames = sum(float(pk.frames.max()) + 1 for pk in real_peaks if len(pk))
+    n_peaks = int(peak_bins.size / real_frames * frames_per_hour)
     for h in range(hours):
         keys = background_keys(real_keys, n, index.audio_params, rng)
         frames = np.sort(rng.integers(0, frames_per_hour, n))
-        index.audio.add_track(
+        track = index.audio.add_track(
             f"bg-{h:03d}",
             "background",
             keys,
@@ -127,6 +140,9 @@ def add_background(index: Index, real_keys: np.ndarray, rate: float, hours: int)
             hop_seconds=hop,
             length_frames=frames_per_hour,
         )
+        bins = peak_bins[rng.integers(0, peak_bins.size, n_peaks)]
+        times = np.sort(rng.uniform(0, frames_per_hour, n_peaks))
+        index.peaks.add(track.id, Peaks(times, bins, np.zeros(n_peaks), hop), track.start)
     index.audio.compact()
 
 
@@ -295,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             for p in corpus.calibration_negatives
         ]
     )
-    add_background(index, pool, rate, args.background_hours)
+    add_background(index, pool, rate, args.background_hours, [fp.peaks for fp in prints])
     null = np.concatenate(
         [
             measure_null_scores(

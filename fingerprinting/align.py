@@ -68,6 +68,10 @@ class Alignment:
         this line -- those within one frame of it, after the same rounding as the vote --
         distinct, sorted by query time, at most ``max_pairs`` of them (evenly subsampled);
         ``None`` when not asked for. Not compared: two alignments are equal by their line.
+    peaks_found, peaks_checked : int
+        Reference peaks found in the sample along the line, of those on its span, where
+        the line was checked against the reference's peaks (:mod:`fingerprinting.verify`);
+        0 and 0 where it was not.
     """
 
     track: int
@@ -77,6 +81,8 @@ class Alignment:
     hits: int
     score: float
     pairs: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    peaks_found: int = field(default=0, compare=False)
+    peaks_checked: int = field(default=0, compare=False)
 
 
 def model_score(votes: np.ndarray, mu: np.ndarray, bins: float) -> np.ndarray:

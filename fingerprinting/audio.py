@@ -141,6 +141,7 @@ def fingerprint_stream(chunks: Iterable[np.ndarray], p: AudioParams = AudioParam
         frames=frames,
         hop_seconds=p.hop_seconds,
         duration_seconds=n_samples / p.sample_rate,
+        peaks=pk,
     )
 
 

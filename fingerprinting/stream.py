@@ -8,7 +8,8 @@ come and returns, after each one, the hashes that became final.
 Guarantee: over a whole run, the prints returned by :meth:`AudioStream.push` and
 :meth:`AudioStream.finish`, concatenated, hold exactly the ``(hash, frame)`` pairs of
 ``fingerprint(whole_pcm, p)`` (the same arrays, in the same order), whatever the chunk
-sizes. Two facts make this hold by construction:
+sizes, and their ``peaks`` hold each of its peaks once (a peak is returned when no anchor
+still pending can need it). Two facts make this hold by construction:
 
 * peaks come from :class:`fingerprinting.peaks.PeakPicker`, which decides them in blocks of
   a grid fixed from the stream's start, each computed from the same samples as in the batch;
@@ -154,12 +155,18 @@ class AudioStream:
         keep = np.floor(pk.frames + 0.5) >= cut
         self._pending = Peaks(pk.frames[keep], pk.bins[keep], pk.levels[keep], pk.hop_seconds)
         self._final_frame = cut
-        return self._print(hashes[:n], frames[:n])
+        done = ~keep
+        final = Peaks(pk.frames[done], pk.bins[done], pk.levels[done], pk.hop_seconds)
+        return self._print(hashes[:n], frames[:n], final)
 
-    def _print(self, hashes: np.ndarray, frames: np.ndarray) -> AudioPrint:
+    def _print(
+        self, hashes: np.ndarray, frames: np.ndarray, peaks: Peaks | None = None
+    ) -> AudioPrint:
+        empty = np.empty(0, np.float64)
         return AudioPrint(
             hashes=hashes,
             frames=frames,
             hop_seconds=self.p.hop_seconds,
             duration_seconds=self.seconds,
+            peaks=peaks if peaks is not None else Peaks(empty, empty, empty, self.p.hop_seconds),
         )

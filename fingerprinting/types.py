@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,8 +69,14 @@ class Fingerprint:
         return int(self.hashes.size)
 
 
+@dataclass(frozen=True)
 class AudioPrint(Fingerprint):
-    """Audio fingerprint: uint32 triplet hashes at their anchor peak's frame (32 ms)."""
+    """Audio fingerprint: uint32 triplet hashes at their anchor peak's frame (32 ms), and
+    the reference peaks they were made of (``peaks``, frames on the same axis; ``None``
+    where not kept), which the index stores to verify alignments
+    (:mod:`fingerprinting.verify`)."""
+
+    peaks: Peaks | None = field(default=None, compare=False, repr=False)
 
 
 class VideoPrint(Fingerprint):

@@ -2,15 +2,16 @@
 
 Owns one posting store per modality under ``<data_dir>/index/`` (``audio/``: triplet
 hashes; ``video/``: frame hashes in four multi-index key spaces), the reference thumbnails
-beside them (``thumbs/``, keyed by video track: :mod:`.thumbs`), the null calibration of
-each modality that turns vote scores into confidences, and the mapping from tracks back to
-channels and reference times.
+beside them (``thumbs/``, keyed by video track: :mod:`.thumbs`), the reference audio
+peaks that verify alignments (``peaks/``, keyed by audio track: :mod:`.peakstore`), the
+null calibration of each modality that turns vote scores into confidences, and the mapping
+from tracks back to channels and reference times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -21,9 +22,11 @@ from fingerprinting import audio
 from fingerprinting.align import Alignment, NullCalibration, vote
 from fingerprinting.params import AudioParams, VideoParams
 from fingerprinting.types import AudioPrint, Peaks, VideoPrint, VideoQuery
+from fingerprinting.verify import PeakGrid, line_score
 
 from .generations import current_generation
 from .mih import chunk_keys, distinct_rows, near_hashes
+from .peakstore import PeakStore
 from .store.base import FrameWindow, PostingStore, Track
 from .store.embedded import EmbeddedStore
 from .store.postgres import PostgresStore
@@ -89,6 +92,9 @@ class Candidate:
         for this alignment, distinct and sorted by query time, at most
         :data:`~fingerprinting.align.MAX_PAIRS` (evenly subsampled): the points of the
         alignment plot. ``None`` for a candidate made without them. Not compared.
+    peaks_found, peaks_checked : int
+        Audio: the reference's peaks found in the sample along the alignment, of those on
+        its span (:mod:`fingerprinting.verify`); 0 and 0 where none were checked.
     """
 
     channel_id: str
@@ -101,6 +107,8 @@ class Candidate:
     p_value: float
     confidence: float
     pairs: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    peaks_found: int = 0
+    peaks_checked: int = 0
 
 
 class Candidates(NamedTuple):
@@ -158,6 +166,8 @@ class Index:
         self.video_params = video_params
         self.thumb_params = thumb_params
         self.thumbs = ThumbStore(self.home / "thumbs")
+        lo_bin, hi_bin = audio_params.bin_range
+        self.peaks = PeakStore(self.home / "peaks", hi_bin - lo_bin)
         self.postings_url = postings_url
         if postings_url is None:
             self.audio: PostingStore = EmbeddedStore(
@@ -233,7 +243,7 @@ class Index:
         keys = (
             chunk_keys(prints.hashes, self.video_params.chunk_bits) if is_video else prints.hashes
         )
-        return self.store("video" if is_video else "audio").add_track(
+        track = self.store("video" if is_video else "audio").add_track(
             channel_id,
             source,
             keys,
@@ -245,6 +255,9 @@ class Index:
             stamp=stamp,
             job=job,
         )
+        if isinstance(prints, AudioPrint) and prints.peaks is not None:
+            self.peaks.add(track.id, prints.peaks, track.start, kind=track.kind)
+        return track
 
     def add_thumbnails(self, track: Track, thumbs: Thumbs) -> None:
         """Store a recording's reference thumbnails for its video ``track`` (staged or
@@ -276,6 +289,11 @@ class Index:
         frames = prints.frames.astype(np.int64) + shift
         keep = frames >= 0  # a feed stamped before its track began: nothing to place it on
         self.store("video" if is_video else "audio").append(track.id, keys[..., keep], frames[keep])
+        pk = None if is_video else prints.peaks
+        if pk is not None and len(pk):
+            on = pk.frames + shift >= 0
+            shifted = Peaks(pk.frames[on] + shift, pk.bins[on], pk.levels[on], pk.hop_seconds)
+            self.peaks.append(track.id, shifted, track.start)
 
     def append_live_thumbnails(self, track: Track, thumbs: Thumbs) -> None:
         """Queue reference thumbnails of a live video ``track`` (times in UTC epoch
@@ -290,6 +308,7 @@ class Index:
         :meth:`EmbeddedStore.flush`): a sample that matches flushed postings finds their
         thumbnails already there. Returns the segments written per modality."""
         self.thumbs.flush()
+        self.peaks.flush()
         return {
             modality: self.store(modality).flush(dict(covered.get(modality, {})))
             for modality in MODALITIES
@@ -319,20 +338,33 @@ class Index:
             store.merge_live(now_utc)
         self.thumbs.retain(cutoffs["video"], self.thumbnail_tracks)
         self.thumbs.merge_live(now_utc)
+        self.peaks.retain(cutoffs["audio"], self.peak_tracks)
+        self.peaks.merge_live(now_utc)
         return dropped
 
-    def thumbnail_tracks(self) -> set[int]:
-        """Ids of the video tracks whose thumbnails must be kept: visible ones, and those
-        staged by unfinished re-index jobs."""
-        ids = set(self.video.tracks())
-        for job in self.video.jobs():
-            ids |= {t.id for t in self.video.staged(job).values()}
+    def _kept_tracks(self, modality: str) -> set[int]:
+        """Ids of the tracks of ``modality`` whose packs must be kept: visible ones, and
+        those staged by unfinished re-index jobs."""
+        store = self.store(modality)
+        ids = set(store.tracks())
+        for job in store.jobs():
+            ids |= {t.id for t in store.staged(job).values()}
         return ids
 
+    def thumbnail_tracks(self) -> set[int]:
+        """Ids of the video tracks whose thumbnails must be kept."""
+        return self._kept_tracks("video")
+
+    def peak_tracks(self) -> set[int]:
+        """Ids of the audio tracks whose reference peaks must be kept."""
+        return self._kept_tracks("audio")
+
     def drop_stale_thumbnails(self) -> int:
-        """Delete the thumbnail packs of tracks the video store no longer keeps (replaced
+        """Delete the thumbnail and peak packs of tracks the stores no longer keep (replaced
         or removed recordings); returns the packs deleted. :meth:`retain` does it too."""
-        return self.thumbs.retain({}, self.thumbnail_tracks)
+        return self.thumbs.retain({}, self.thumbnail_tracks) + self.peaks.retain(
+            {}, self.peak_tracks
+        )
 
     def coverage(self, modality: str, track: Track, start: float, end: float) -> float:
         """Fraction of the UTC interval ``[start, end]`` a live track covered (1.0 for an
@@ -403,10 +435,45 @@ class Index:
             within.searched_frames(tracks),
             max_speed_change=p.max_speed_change,
             speed_step=p.speed_step,
-            top=top,
+            top=max(top, p.verify_candidates),
             background_frames=p.background_frames,
         )
-        return [self._candidate("audio", a, tracks[a.track]) for a in aligned]
+        n_frames = int(round(qp.duration_seconds / p.hop_seconds))
+        checked = self._check_peaks(aligned[: p.verify_candidates], pk, n_frames, tracks)
+        best = sorted(checked + aligned[p.verify_candidates :], key=lambda a: (-a.score, -a.votes))
+        return [self._candidate("audio", a, tracks[a.track]) for a in best[:top]]
+
+    def _check_peaks(
+        self, aligned: list[Alignment], pk: Peaks, n_frames: int, tracks: dict[int, Track]
+    ) -> list[Alignment]:
+        """Each alignment scored by its votes and its reference peaks found in the sample
+        together (:func:`fingerprinting.verify.line_score`; the calibration is measured
+        through that score). A track without stored peaks keeps its vote score."""
+        if not aligned:
+            return []
+        grid = PeakGrid(pk, n_frames, self.audio_params)
+        wanted = [
+            (
+                a.track,
+                a.offset_frames - 2.0,
+                a.offset_frames + a.speed * n_frames + 2.0,
+                tracks[a.track].start,
+                tracks[a.track].hop_seconds,
+            )
+            for a in aligned
+        ]
+        out = []
+        for a, (frames, bins) in zip(aligned, self.peaks.windows(wanted), strict=True):
+            check = grid.check(frames, bins, a.offset_frames, a.speed)
+            out.append(
+                replace(
+                    a,
+                    score=line_score(a.score, check),
+                    peaks_found=check.found,
+                    peaks_checked=check.checked,
+                )
+            )
+        return out
 
     def query_video(
         self,
@@ -505,6 +572,8 @@ class Index:
             p_value=p_value,
             confidence=1.0 - p_value,
             pairs=pairs,
+            peaks_found=a.peaks_found,
+            peaks_checked=a.peaks_checked,
         )
 
     def thumbnails(

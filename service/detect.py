@@ -93,12 +93,15 @@ def _evidence_dict(c: Candidate | None, count_name: str) -> dict | None:
     """One modality's evidence in the JSON shape (``count_name``: what its votes are)."""
     if c is None:
         return None
-    return {
+    out = {
         count_name: c.votes,
         "score": round(c.score, 2),
         "confidence": round(c.confidence, 6),
         "offset_seconds": round(c.offset_seconds, 3),
     }
+    if c.modality == "audio":
+        out["peaks_found"], out["peaks_checked"] = c.peaks_found, c.peaks_checked
+    return out
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,12 @@ class Evidence(BaseModel):
 
     votes: int | None = Field(None, description="Aligned audio hashes (audio).")
     frames_matched: int | None = Field(None, description="Aligned frames (video).")
+    peaks_found: int | None = Field(
+        None, description="Reference spectral peaks found along the alignment (audio)."
+    )
+    peaks_checked: int | None = Field(
+        None, description="Reference spectral peaks on the sample's span, looked up (audio)."
+    )
     score: float
     confidence: float
     offset_seconds: float

@@ -243,6 +243,21 @@ class Pack:
                 out.append(fh.read(end - start))
         return out
 
+    def span(self, lo: int, hi: int) -> list[bytes]:
+        """The bytes of the consecutive entries ``[lo, hi)`` (file order): one read of their
+        ends and one of their bytes."""
+        if hi <= lo:
+            return []
+        ends_at = self.times_at + 8 * self.n
+        with open(self.path, "rb") as fh:
+            fh.seek(ends_at + 8 * (lo - 1) if lo else ends_at)
+            ends = np.frombuffer(fh.read(8 * (hi - lo + (1 if lo else 0))), np.uint64)
+            ends = ends.astype(np.int64) if lo else np.concatenate([[0], ends.astype(np.int64)])
+            fh.seek(self.blob_at + int(ends[0]))
+            blob = fh.read(int(ends[-1] - ends[0]))
+        cuts = (ends - ends[0]).tolist()
+        return [blob[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
     def verify(self) -> bool:
         """Recompute the checksum of the body (reads the whole file)."""
         with open(self.path, "rb") as fh:

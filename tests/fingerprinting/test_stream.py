@@ -61,6 +61,11 @@ def _check_equal(prints: list[AudioPrint], batch: AudioPrint, cuts: list[int]) -
     assert _pairs(h, f) == _pairs(batch.hashes, batch.frames)  # the same multiset
     # Stronger, and true by construction: the very same arrays, in the same order.
     assert np.array_equal(h, batch.hashes) and np.array_equal(f, batch.frames)
+    # And every peak the hashes were made of, once, in the batch's order (the index stores
+    # them to verify alignments).
+    pf = np.concatenate([p.peaks.frames for p in prints])
+    pb = np.concatenate([p.peaks.bins for p in prints])
+    assert np.array_equal(pf, batch.peaks.frames) and np.array_equal(pb, batch.peaks.bins)
     # Each push returns hashes below its cut, at or after the previous one's.
     lo = 0
     for pr, cut in zip(prints, [*cuts, np.inf], strict=True):

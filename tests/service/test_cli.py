@@ -83,7 +83,15 @@ def test_scan_detects_a_pirate_copy(vigie, indexed, tmp_path, factor):
     assert best["offset_seconds"] == pytest.approx(40.0, abs=0.2)
     assert best["speed"] == pytest.approx(factor, abs=0.01)
     assert best["confidence"] >= 0.999 and best["audio"]["votes"] > 10
-    assert set(best["audio"]) == {"votes", "score", "confidence", "offset_seconds"}
+    assert set(best["audio"]) == {
+        "votes",
+        "score",
+        "confidence",
+        "offset_seconds",
+        "peaks_found",
+        "peaks_checked",
+    }
+    assert 0.5 * best["audio"]["peaks_checked"] < best["audio"]["peaks_found"]
     assert best["video"] is None and best["modalities_agree"] is None  # an audio-only file
     assert out["sample"] == {
         "seconds": pytest.approx(10.0, abs=0.1),
@@ -100,7 +108,7 @@ def test_scan_of_unrelated_audio_is_no_match(vigie, indexed, tmp_path):
     path = write_audio(tmp_path / "other.wav", synth_programme(12.0, seed=999, sr=SR), SR)
     done = vigie(data, "scan", str(path), "--json")
     out = json.loads(done.stdout)
-    assert done.returncode == 0 and out["verdict"] == "no_match" and out["matches"] == []
+    assert done.returncode == 0 and out["verdict"] == "no_match" and out["matches"] == [], out
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "empty", "text", "missing"])
