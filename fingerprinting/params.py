@@ -11,7 +11,10 @@ __all__ = ["AudioParams", "VideoParams"]
 
 @dataclass(frozen=True)
 class AudioParams:
-    """Fingerprint parameters. Changing any of them needs a full re-index.
+    """Fingerprint parameters. Changing one that shapes what is stored (:meth:`index_dict`)
+    needs a full re-index; the query-side ones (``query_*``, ``probe_margin``, the speed
+    search, ``background_frames``, ``verify_*``) may change freely, but the null calibration
+    is measured with them (``vigie calibrate``).
 
     Attributes
     ----------
@@ -177,8 +180,25 @@ class AudioParams:
             raise ValueError(f"hash components need {total} bits, over 32")
 
     def as_dict(self) -> dict[str, float | int]:
-        """Plain dict, recorded by the index so it can refuse mixed parameters."""
+        """Plain dict of every parameter."""
         return asdict(self)
+
+    def index_dict(self) -> dict[str, float | int]:
+        """The parameters that decide what is stored (postings and reference peaks):
+        recorded by the index, which refuses to mix postings made with other ones."""
+        query_side = {
+            "query_range_db",
+            "query_fanout",
+            "query_zone_peaks",
+            "probe_margin",
+            "max_speed_change",
+            "speed_step",
+            "background_frames",
+            "verify_candidates",
+            "verify_frames",
+            "verify_bins",
+        }
+        return {k: v for k, v in asdict(self).items() if k not in query_side}
 
 
 @dataclass(frozen=True)

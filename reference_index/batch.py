@@ -316,7 +316,7 @@ def reindex_all(
     """
     root = Path(root)
     wanted = set(recordings(root / current_generation(root))) | set(extra or [])
-    params = {"audio": audio_params.as_dict(), "video": video_params.index_dict()}
+    params = {"audio": audio_params.index_dict(), "video": video_params.index_dict()}
     name = new_generation(root, params)
     index = Index(root, audio_params, video_params, generation=name, thumb_params=thumb_params)
     by_channel: dict[str, list[str]] = {}

@@ -171,7 +171,7 @@ class Index:
         self.postings_url = postings_url
         if postings_url is None:
             self.audio: PostingStore = EmbeddedStore(
-                self.home / "audio", audio_params.as_dict(), np.dtype(np.uint32)
+                self.home / "audio", audio_params.index_dict(), np.dtype(np.uint32)
             )
             self.video: PostingStore = EmbeddedStore(
                 self.home / "video",
@@ -184,7 +184,7 @@ class Index:
             gen = "" if self.generation == "." else self.generation.replace("-", "_") + "_"
             self.audio = PostgresStore(
                 postings_url,
-                audio_params.as_dict(),
+                audio_params.index_dict(),
                 np.dtype(np.uint32),
                 schema=f"{postings_schema}_{gen}audio",
             )
@@ -211,7 +211,7 @@ class Index:
     @property
     def params(self) -> dict:
         """The fingerprint parameters postings are made with (what a generation records)."""
-        return {"audio": self.audio_params.as_dict(), "video": self.video_params.index_dict()}
+        return {"audio": self.audio_params.index_dict(), "video": self.video_params.index_dict()}
 
     @property
     def calibration(self) -> NullCalibration:

@@ -171,3 +171,15 @@ def test_kill_9_of_a_reindex_leaves_the_last_good_index(tmp_path, recordings):
     assert done.returncode == 0, done.stderr
     assert "indexed 4 of 4" in done.stdout
     assert _sources(Index(data / "index")) == [("ch1", f"show{i}.wav") for i in range(4)]
+
+
+def test_query_side_parameters_change_without_a_reindex(tmp_path):
+    """Tuning how samples are searched (verification, probes, speed search) keeps the
+    index; changing what references store (peaks, hashes) asks for `reindex --all`."""
+    root = tmp_path / "index"
+    Index(root)
+    tuned = AudioParams(verify_candidates=20, query_range_db=15.0, background_frames=60)
+    assert Index(root, audio_params=tuned).audio_params.verify_candidates == 20
+    for stored in (AudioParams(range_db=10.0), AudioParams(zone_peaks=30)):
+        with pytest.raises(ParamsMismatch, match="reindex --all"):
+            Index(root, audio_params=stored)
