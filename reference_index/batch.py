@@ -11,7 +11,9 @@ loses at most the recordings in flight, and re-running the same command resumes.
 The pass that decodes a recording's pictures for hashing also keeps reference thumbnails
 (:mod:`.thumbs`), written for the staged video track before the recording counts as done:
 they become visible with the track, and the thumbnails of the tracks it replaces are
-deleted after the job is published.
+deleted after the job is published. The audio track's reference peaks (:mod:`.peakstore`)
+follow the same rule: :meth:`Index.add_recording` writes them with the staged track, before
+the recording is listed as done, so a run killed in between redoes that recording.
 """
 
 from __future__ import annotations

@@ -303,10 +303,10 @@ class Index:
     def flush_live(
         self, covered: Mapping[str, Mapping[int, list[tuple[float, float]]]]
     ) -> dict[str, list[str]]:
-        """Write queued live thumbnails (one pack), then queued live postings with the UTC
-        intervals each track covered, keyed by modality then track id (see
-        :meth:`EmbeddedStore.flush`): a sample that matches flushed postings finds their
-        thumbnails already there. Returns the segments written per modality."""
+        """Write queued live thumbnails and reference peaks (one pack each), then queued live
+        postings with the UTC intervals each track covered, keyed by modality then track id
+        (see :meth:`EmbeddedStore.flush`): a sample that matches flushed postings finds their
+        thumbnails and peaks already there. Returns the segments written per modality."""
         self.thumbs.flush()
         self.peaks.flush()
         return {
