@@ -11,7 +11,7 @@ from tracks back to channels and reference times.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +22,6 @@ from fingerprinting import audio
 from fingerprinting.align import Alignment, NullCalibration, vote
 from fingerprinting.params import AudioParams, VideoParams
 from fingerprinting.types import AudioPrint, Peaks, VideoPrint, VideoQuery
-from fingerprinting.verify import PeakGrid, line_score
 
 from .generations import current_generation
 from .mih import chunk_keys, distinct_rows, near_hashes
@@ -439,41 +438,9 @@ class Index:
             background_frames=p.background_frames,
         )
         n_frames = int(round(qp.duration_seconds / p.hop_seconds))
-        checked = self._check_peaks(aligned[: p.verify_candidates], pk, n_frames, tracks)
+        checked = self.peaks.check_lines(aligned[: p.verify_candidates], pk, n_frames, tracks, p)
         best = sorted(checked + aligned[p.verify_candidates :], key=lambda a: (-a.score, -a.votes))
         return [self._candidate("audio", a, tracks[a.track]) for a in best[:top]]
-
-    def _check_peaks(
-        self, aligned: list[Alignment], pk: Peaks, n_frames: int, tracks: dict[int, Track]
-    ) -> list[Alignment]:
-        """Each alignment scored by its votes and its reference peaks found in the sample
-        together (:func:`fingerprinting.verify.line_score`; the calibration is measured
-        through that score). A track without stored peaks keeps its vote score."""
-        if not aligned:
-            return []
-        grid = PeakGrid(pk, n_frames, self.audio_params)
-        wanted = [
-            (
-                a.track,
-                a.offset_frames - 2.0,
-                a.offset_frames + a.speed * n_frames + 2.0,
-                tracks[a.track].start,
-                tracks[a.track].hop_seconds,
-            )
-            for a in aligned
-        ]
-        out = []
-        for a, (frames, bins) in zip(aligned, self.peaks.windows(wanted), strict=True):
-            check = grid.check(frames, bins, a.offset_frames, a.speed)
-            out.append(
-                replace(
-                    a,
-                    score=line_score(a.score, check),
-                    peaks_found=check.found,
-                    peaks_checked=check.checked,
-                )
-            )
-        return out
 
     def query_video(
         self,

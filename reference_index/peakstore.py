@@ -25,12 +25,17 @@ drops the copy a killed merge left behind.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from fingerprinting.align import Alignment
+from fingerprinting.params import AudioParams
 from fingerprinting.types import Peaks
+from fingerprinting.verify import PeakGrid, line_score
 
+from .store.base import Track
 from .thumbs import Thumbs, ThumbStore
 
 __all__ = ["BLOCK_FRAMES", "PeakStore"]
@@ -129,6 +134,40 @@ class PeakStore:
         keep = (frames >= lo) & (frames < hi)
         order = np.argsort(frames[keep], kind="stable")
         return frames[keep][order], both[1][keep][order]
+
+    def check_lines(
+        self,
+        aligned: list[Alignment],
+        pk: Peaks,
+        n_frames: int,
+        tracks: Mapping[int, Track],
+        p: AudioParams,
+    ) -> list[Alignment]:
+        """Each alignment of a sample (peaks ``pk``, ``n_frames`` long) rescored by its votes
+        and its track's reference peaks found along it together
+        (:func:`fingerprinting.verify.line_score`; the calibration is measured through that
+        score). A track without stored peaks keeps its vote score."""
+        if not aligned:
+            return []
+        grid = PeakGrid(pk, n_frames, p)
+        wanted = [
+            (
+                a.track,
+                a.offset_frames - 2.0,
+                a.offset_frames + a.speed * n_frames + 2.0,
+                tracks[a.track].start,
+                tracks[a.track].hop_seconds,
+            )
+            for a in aligned
+        ]
+        out = []
+        for a, (frames, bins) in zip(aligned, self.windows(wanted), strict=True):
+            check = grid.check(frames, bins, a.offset_frames, a.speed)
+            score = line_score(a.score, check)
+            out.append(
+                replace(a, score=score, peaks_found=check.found, peaks_checked=check.checked)
+            )
+        return out
 
     # -- upkeep ----------------------------------------------------------------------------
     def retain(self, cutoffs: Mapping[int, float], alive: Callable[[], Collection[int]]) -> int:
