@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-__all__ = ["MAX_PAIRS", "Alignment", "NullCalibration", "model_score", "vote"]
+__all__ = ["MAX_PAIRS", "Alignment", "NullCalibration", "model_score", "speed_grid", "vote"]
 
 _MAX_SCORE = 300.0
 
@@ -83,6 +83,12 @@ class Alignment:
     pairs: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
     peaks_found: int = field(default=0, compare=False)
     peaks_checked: int = field(default=0, compare=False)
+
+
+def speed_grid(max_speed_change: float, speed_step: float) -> np.ndarray:
+    """Speeds searched for a line: ``1 +- k x speed_step`` up to ``+-max_speed_change``."""
+    n_steps = int(round(max_speed_change / speed_step))
+    return 1.0 + speed_step * np.arange(-n_steps, n_steps + 1)
 
 
 def model_score(votes: np.ndarray, mu: np.ndarray, bins: float) -> np.ndarray:
@@ -185,8 +191,7 @@ def vote(
         window += np.where(keys[pos] == keys + d, counts[pos], 0)
     best = np.argsort(-window, kind="stable")[:candidates]
     # Stage 2: slope and offset to one frame, near each candidate bin.
-    n_steps = int(round(max_speed_change / speed_step))
-    speeds = 1.0 + speed_step * np.arange(-n_steps, n_steps + 1)
+    speeds = speed_grid(max_speed_change, speed_step)
     mu_index = 3.0 * hits / max(searched_frames, 1.0)
     reach = 1 + -(-background_frames // coarse_frames)  # coarse bins the neighbourhood spans
     found: dict[int, tuple[Alignment, np.ndarray]] = {}

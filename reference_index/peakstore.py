@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fingerprinting.align import Alignment
+from fingerprinting.align import Alignment, speed_grid
 from fingerprinting.params import AudioParams
 from fingerprinting.types import Peaks
 from fingerprinting.verify import PeakGrid, line_score
@@ -146,26 +146,38 @@ class PeakStore:
         """Each alignment of a sample (peaks ``pk``, ``n_frames`` long) rescored by its votes
         and its track's reference peaks found along it together
         (:func:`fingerprinting.verify.line_score`; the calibration is measured through that
-        score). A track without stored peaks keeps its vote score."""
+        score). A track without stored peaks keeps its vote score.
+
+        A line of fewer than ``p.verify_search_votes`` votes is also searched for through
+        each of its hits at every speed (:meth:`PeakGrid.search`); where that line's peaks
+        alone score higher, it replaces the voted one (offset, speed and score)."""
         if not aligned:
             return []
         grid = PeakGrid(pk, n_frames, p)
+        drift = p.max_speed_change * n_frames
         wanted = [
             (
                 a.track,
-                a.offset_frames - 2.0,
-                a.offset_frames + a.speed * n_frames + 2.0,
+                a.offset_frames - 2.0 - drift,
+                a.offset_frames + (a.speed + p.max_speed_change) * n_frames + 2.0,
                 tracks[a.track].start,
                 tracks[a.track].hop_seconds,
             )
             for a in aligned
         ]
+        speeds = speed_grid(p.max_speed_change, p.speed_step)
         out = []
         for a, (frames, bins) in zip(aligned, self.windows(wanted), strict=True):
             check = grid.check(frames, bins, a.offset_frames, a.speed)
             score = line_score(a.score, check)
+            line = a
+            if a.votes < p.verify_search_votes and a.pairs is not None:
+                found, offset, speed = grid.search(frames, bins, a.pairs, speeds, check.dispersion)
+                if found.score > score:
+                    check, score = found, found.score
+                    line = replace(a, offset_frames=offset, speed=speed)
             out.append(
-                replace(a, score=score, peaks_found=check.found, peaks_checked=check.checked)
+                replace(line, score=score, peaks_found=check.found, peaks_checked=check.checked)
             )
         return out
 

@@ -114,3 +114,56 @@ def test_peaks_found_in_runs_count_for_fewer():
     assert check.found >= 16 and check.dispersion > 2
     naive = -stats.binom.logsf(check.found - 1, check.checked, check.chance) / np.log(10)
     assert check.score < naive - 3
+
+
+SPEEDS = 1.0 + 0.0025 * np.arange(-20, 21)
+
+
+def test_search_finds_the_speed_through_one_true_hit(reference):
+    """Two votes, one of them chance: the voted line (through both) has the wrong speed and
+    finds little; the line through the true hit at the right speed finds the peaks."""
+    y, ref = reference
+    start, speed = 12.0, 1.03
+    piece = y[int(start * SR) : int((start + 6 * speed + 1) * SR)]
+    grid = _grid(_noisy(change_speed(piece, speed)[: 5 * SR], 5.0, seed=2))
+    offset = start / P.hop_seconds
+    true_hit = (100.0, offset + speed * 100.0)
+    chance_hit = (20.0, true_hit[1] - 80.0 * 0.96)  # makes the voted line 0.96
+    through = (np.array([chance_hit[0], true_hit[0]]), np.array([chance_hit[1], true_hit[1]]))
+    voted = grid.check(ref.frames, ref.bins, true_hit[1] - 0.96 * 100.0, 0.96)
+    found, off, s = grid.search(ref.frames, ref.bins, through, SPEEDS)
+    assert s == pytest.approx(speed, abs=0.0051)
+    assert off == pytest.approx(offset, abs=100.0 * 0.0051 + 1)
+    assert found.pitch_follows
+    assert found.score > voted.score + 4
+
+
+def test_search_of_one_line_is_the_check_and_more_lines_pay_for_themselves(reference):
+    y, ref = reference
+    start = 30.0
+    grid = _grid(_noisy(y[int(start * SR) : int((start + 5) * SR)], 0.0, seed=3))
+    offset = start / P.hop_seconds
+    hit = (np.array([50.0]), np.array([offset + 50.0]))
+    one = grid.check(ref.frames, ref.bins, offset, 1.0)
+    alone, off, s = grid.search(ref.frames, ref.bins, hit, np.array([1.0]))
+    assert (alone, off, s) == (one, offset, 1.0)
+    # Every speed tried through the same hit: the best is still the true line, and its
+    # score pays log10 of the lines tried (41 speeds, one offset each).
+    many, _, s = grid.search(ref.frames, ref.bins, hit, SPEEDS)
+    assert s == 1.0
+    assert many.score <= one.score - np.log10(SPEEDS.size) + 1.0
+    # A dispersion imposed from outside (the voted line's) is kept as a floor.
+    tempered, _, _ = grid.search(ref.frames, ref.bins, hit, SPEEDS, min_dispersion=3.0)
+    assert tempered.dispersion >= 3.0 and tempered.score < many.score
+
+
+def test_search_on_other_music_finds_nothing_to_speak_of(reference):
+    _, ref = reference
+    other = synth_programme(5.0, seed=21, sr=SR).astype(np.float32)
+    grid = _grid(other)
+    rng = np.random.default_rng(8)
+    q = rng.uniform(0, 150, 6)
+    r = rng.uniform(0, ref.frames.max() - 200, 6)
+    found, _, _ = grid.search(ref.frames, ref.bins, (q, r), SPEEDS)
+    assert found.checked > 0
+    assert found.score < 2

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from fingerprinting import AudioStream, audio
-from fingerprinting.align import NullCalibration
+from fingerprinting.align import Alignment, NullCalibration
 from fingerprinting.params import AudioParams
 from fingerprinting.peaks import LIVE_BLOCK_FRAMES
 from fingerprinting.types import AudioPrint, Peaks
 from reference_index.index import Index
 from reference_index.peakstore import PeakStore
-from service.media import synth_programme
+from service.media import change_speed, synth_programme
 
 P = AudioParams()
 SR = P.sample_rate
@@ -147,3 +147,29 @@ def test_replaced_recording_takes_its_peaks_along(tmp_path, programme):
     assert index.drop_stale_thumbnails() == 1
     assert index.peaks.window(old.id, 0.0, 1e9, 0.0, HOP)[0].size == 0
     assert index.peaks.window(new.id, 0.0, 1e9, 0.0, HOP)[0].size == len(fp.peaks)
+
+
+def test_a_line_of_few_votes_is_searched_for_by_its_peaks(tmp_path, programme):
+    """Two votes, one of them chance, make a line at 0.96 for a copy played 3 % fast: the
+    check moves it through the true hit at the true speed; a line of many votes stays."""
+    index = Index(tmp_path / "idx", calibrations=UNCALIBRATED)
+    track = index.add_recording("ch", "prog", audio.fingerprint(programme, P))
+    start, speed = 40.0, 1.03
+    piece = programme[int(start * SR) : int((start + 7) * SR)]
+    pk = audio.query_peaks(change_speed(piece, speed)[: 5 * SR], P)
+    offset = start / HOP
+    q = np.array([20.0, 100.0])
+    r = np.array([offset + speed * 100.0 - 80.0 * 0.96, offset + speed * 100.0])
+    voted = Alignment(track.id, r[1] - 0.96 * 100.0, 0.96, 2, 500, 0.0, pairs=(q, r))
+    tracks = {track.id: track}
+    (moved,) = index.peaks.check_lines([voted], pk, 156, tracks, P)
+    assert moved.speed == pytest.approx(speed, abs=0.0051)
+    assert moved.offset_frames == pytest.approx(offset, abs=1.5)
+    assert moved.score > 10 and moved.peaks_found > moved.peaks_checked / 2
+    assert moved.votes == 2  # the votes are the voted line's: the search adds none
+    many = Alignment(
+        track.id, r[1] - 0.96 * 100.0, 0.96, P.verify_search_votes, 500, 0.0, pairs=(q, r)
+    )
+    (kept,) = index.peaks.check_lines([many], pk, 156, tracks, P)
+    assert (kept.offset_frames, kept.speed) == (many.offset_frames, 0.96)
+    assert kept.score < moved.score - 5
