@@ -435,6 +435,7 @@ class Index:
             max_speed_change=p.max_speed_change,
             speed_step=p.speed_step,
             top=max(top, p.verify_candidates),
+            candidates=max(top, p.verify_candidates),  # one refined offset bin per line kept
             background_frames=p.background_frames,
         )
         n_frames = int(round(qp.duration_seconds / p.hop_seconds))
