@@ -223,13 +223,17 @@ def score(queries: list[Query], rows: list[dict], refs: dict[str, np.ndarray]) -
     A found query's offset is ``offset_exact`` within 0.5 s of where it was cut,
     ``offset_repeat`` where the reference repeats itself there (self-similarity >= 0.4:
     choruses and loops, which no fingerprint can tell apart), else ``offset_wrong``.
-    A false match is a wrong channel named, or any channel for a negative.
+    A false match is a wrong channel named, or any channel for a negative. ``missed``
+    counts the queries whose channel was not named, per channel: failures concentrate on
+    kinds of content (a bass-heavy track under a commentator), which recall alone hides.
     """
     keys = ("n", "hit", "false", "offset_exact", "offset_repeat", "offset_wrong")
-    cells: dict[str, dict] = defaultdict(lambda: dict.fromkeys(keys, 0))
+    cells: dict[str, dict] = defaultdict(lambda: dict.fromkeys(keys, 0) | {"missed": {}})
     for q, r in zip(queries, rows, strict=True):
         cell = cells[f"{q.transform}/{q.seconds:g}s"]
         cell["n"] += 1
+        if q.channel is not None and r["channel"] != q.channel:
+            cell["missed"][q.channel] = cell["missed"].get(q.channel, 0) + 1
         if r["channel"] is None:
             continue
         if q.channel is None or r["channel"] != q.channel:
@@ -263,6 +267,10 @@ def markdown(report: dict) -> str:
             f"{b.get('recall', float('nan')):.3f} | {b.get('false', '-')} |"
         )
     lines.append("")
+    for key, c in v.items():
+        if c["missed"]:
+            most = sorted(c["missed"].items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append(f"- Vigie misses, {key}: " + ", ".join(f"{ch} {n}" for ch, n in most))
     for k, val in report["figures"].items():
         lines.append(f"- {k}: {val}")
     return "\n".join(lines) + "\n"

@@ -47,6 +47,8 @@ def test_score_counts_hits_offsets_and_false_matches(looped):
     assert (x["n"], x["hit"], x["false"]) == (4, 3, 1)
     assert (x["offset_exact"], x["offset_repeat"], x["offset_wrong"]) == (1, 1, 1)
     assert x["recall"] == 0.75
+    assert x["missed"] == {"a": 1}  # the wrong channel named; the wrong offset is a hit
+    assert cells["negative/3s"]["missed"] == {}
     assert cells["negative/3s"]["false"] == 1
 
 
