@@ -150,7 +150,9 @@ class PeakStore:
 
         A line of fewer than ``p.verify_search_votes`` votes is also searched for through
         each of its hits at every speed (:meth:`PeakGrid.search`); where that line's peaks
-        alone score higher, it replaces the voted one (offset, speed and score)."""
+        alone score higher, it replaces the voted one (offset, speed, score, and the voting
+        hits kept as :attr:`Alignment.pairs` are those on it, so a plot shows the line
+        through them); the votes stay the voted line's."""
         if not aligned:
             return []
         grid = PeakGrid(pk, n_frames, p)
@@ -175,7 +177,9 @@ class PeakStore:
                 found, offset, speed = grid.search(frames, bins, a.pairs, speeds, check.dispersion)
                 if found.score > score:
                     check, score = found, found.score
-                    line = replace(a, offset_frames=offset, speed=speed)
+                    q, r = a.pairs
+                    on = np.abs(r - speed * q - offset) <= 1.0  # the hits the new line keeps
+                    line = replace(a, offset_frames=offset, speed=speed, pairs=(q[on], r[on]))
             out.append(
                 replace(line, score=score, peaks_found=check.found, peaks_checked=check.checked)
             )

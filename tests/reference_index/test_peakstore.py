@@ -167,6 +167,8 @@ def test_a_line_of_few_votes_is_searched_for_by_its_peaks(tmp_path, programme):
     assert moved.offset_frames == pytest.approx(offset, abs=1.5)
     assert moved.score > 10 and moved.peaks_found > moved.peaks_checked / 2
     assert moved.votes == 2  # the votes are the voted line's: the search adds none
+    # The plotted hits are those on the new line: the true one, not the chance one.
+    assert [p.tolist() for p in moved.pairs] == [[100.0], [r[1]]]
     many = Alignment(
         track.id, r[1] - 0.96 * 100.0, 0.96, P.verify_search_votes, 500, 0.0, pairs=(q, r)
     )
