@@ -148,7 +148,8 @@ class PeakStore:
         (:func:`fingerprinting.verify.line_score`; the calibration is measured through that
         score). A track without stored peaks keeps its vote score.
 
-        A line of fewer than ``p.verify_search_votes`` votes is also searched for through
+        Of the first ``p.verify_search_lines`` alignments (the order given: best votes first),
+        a line of fewer than ``p.verify_search_votes`` votes is also searched for through
         each of its hits at every speed (:meth:`PeakGrid.search`); where that line's peaks
         alone score higher, it replaces the voted one (offset, speed, score, and the voting
         hits kept as :attr:`Alignment.pairs` are those on it, so a plot shows the line
@@ -169,11 +170,12 @@ class PeakStore:
         ]
         speeds = speed_grid(p.max_speed_change, p.speed_step)
         out = []
-        for a, (frames, bins) in zip(aligned, self.windows(wanted), strict=True):
+        for rank, (a, (frames, bins)) in enumerate(zip(aligned, self.windows(wanted), strict=True)):
             check = grid.check(frames, bins, a.offset_frames, a.speed)
             score = line_score(a.score, check)
             line = a
-            if a.votes < p.verify_search_votes and a.pairs is not None:
+            weak = a.votes < p.verify_search_votes
+            if rank < p.verify_search_lines and weak and a.pairs is not None:
                 found, offset, speed = grid.search(frames, bins, a.pairs, speeds, check.dispersion)
                 if found.score > score:
                     check, score = found, found.score

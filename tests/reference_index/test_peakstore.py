@@ -1,6 +1,8 @@
 """Reference peaks beside the postings: storage, windows, live flushes, retention, and the
 verification they give a weak sample through the index."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,10 @@ def test_a_line_of_few_votes_is_searched_for_by_its_peaks(tmp_path, programme):
     assert moved.votes == 2  # the votes are the voted line's: the search adds none
     # The plotted hits are those on the new line: the true one, not the chance one.
     assert [p.tolist() for p in moved.pairs] == [[100.0], [r[1]]]
+    # Beyond the first verify_search_lines lines, none is searched.
+    unsearched = replace(P, verify_search_lines=0)
+    (kept,) = index.peaks.check_lines([voted], pk, 156, tracks, unsearched)
+    assert (kept.offset_frames, kept.speed) == (voted.offset_frames, 0.96)
     many = Alignment(
         track.id, r[1] - 0.96 * 100.0, 0.96, P.verify_search_votes, 500, 0.0, pairs=(q, r)
     )
