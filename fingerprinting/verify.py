@@ -133,19 +133,15 @@ class PeakGrid:
         """Look up reference peaks (frames on the track's axis, band-relative bins) along
         the line ``t_ref = offset_frames + speed x t_sample``."""
         best = PeakCheck.none()
-        if ref_frames.size == 0:
+        if np.size(ref_frames) == 0:
             return best
-        t = np.floor((np.asarray(ref_frames, np.float64) - offset_frames) / speed + 0.5)
-        hz_bins = np.asarray(ref_bins, np.float64) + self.lo_bin
+        line = np.array([float(offset_frames)]), np.array([float(speed)])
         for follows in (True, False):
-            f = np.floor((hz_bins * speed if follows else hz_bins) - self.lo_bin + 0.5)
-            inside = (t >= 0) & (t < self.n_frames) & (f >= 0) & (f < self.n_bins)
-            ti, fi = t[inside].astype(np.int64), f[inside].astype(np.int64)
-            if ti.size == 0:
-                continue
-            check = self._test(ti, fi, follows)
-            if check.score > best.score or best.checked == 0:
-                best = check
+            ti, fi, inside = self._place(ref_frames, ref_bins, *line, follows)
+            if inside.any():
+                check = self._test(ti[0][inside[0]], fi[0][inside[0]], follows)
+                if check.score > best.score or best.checked == 0:
+                    best = check
         return best
 
     def search(
@@ -177,27 +173,23 @@ class PeakGrid:
         """
         q, r = (np.asarray(x, np.float64) for x in through)
         offsets = (r[:, None] - speeds[None, :] * q[:, None]).ravel()
-        slopes = np.broadcast_to(speeds, (q.size, speeds.size)).ravel()
-        # Lines within a frame of offset and the same speed are one line.
-        _, first = np.unique(np.stack([np.round(offsets), slopes]), axis=1, return_index=True)
-        offsets, slopes = offsets[first], slopes[first]
+        which = np.broadcast_to(np.arange(speeds.size), (q.size, speeds.size)).ravel()
+        if q.size > 1:  # lines through two hits that agree within a frame are one line
+            key = np.round(offsets).astype(np.int64) * speeds.size + which
+            _, first = np.unique(key, return_index=True)
+            offsets, which = offsets[first], which[first]
+        slopes = speeds[which]
         best, best_line = PeakCheck.none(), (0.0, 1.0)
         if np.size(ref_frames) == 0 or offsets.size == 0:
             return best, *best_line
-        ref = np.asarray(ref_frames, np.float64)[None, :]
-        hz_bins = np.asarray(ref_bins, np.float64)[None, :] + self.lo_bin
-        t = np.floor((ref - offsets[:, None]) / slopes[:, None] + 0.5)
         for follows in (True, False):
-            f = np.floor((hz_bins * slopes[:, None] if follows else hz_bins) - self.lo_bin + 0.5)
-            f = np.broadcast_to(f, t.shape)
-            inside = (t >= 0) & (t < self.n_frames) & (f >= 0) & (f < self.n_bins)
-            ti = np.where(inside, t, 0).astype(np.int64)
-            fi = np.where(inside, f, 0).astype(np.int64)
+            ti, fi, inside = self._place(ref_frames, ref_bins, offsets, slopes, follows)
             found = np.count_nonzero(self.occupied[ti, fi] & inside, axis=1)
             checked = np.count_nonzero(inside, axis=1)
             expected = np.sum(np.where(inside, self._bin_density[fi], 0.0), axis=1)
             z = (found - expected) / np.sqrt(expected + 1.0)
-            h = int(np.lexsort((np.abs(slopes - 1.0), -z))[0])  # ties: speed nearest 1
+            # The most peaks over chance; ties go to the speed nearest 1.
+            h = int(np.lexsort((np.abs(slopes - 1.0), -z))[0]) if z.size > 1 else 0
             if checked[h] == 0:
                 continue
             on = inside[h]
@@ -206,6 +198,28 @@ class PeakGrid:
             if check.score > best.score or best.checked == 0:
                 best, best_line = check, (float(offsets[h]), float(slopes[h]))
         return best, *best_line
+
+    def _place(
+        self,
+        ref_frames: np.ndarray,
+        ref_bins: np.ndarray,
+        offsets: np.ndarray,
+        slopes: np.ndarray,
+        follows: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample frame and bin of each reference peak (columns) along each line ``t_ref =
+        offset + slope x t_sample`` (rows), its frequency scaled by the slope when the
+        pitch ``follows`` the speed: ``(frames, bins, inside)``, 0 where not inside the
+        sample's grid."""
+        ref = np.asarray(ref_frames, np.float64)[None, :]
+        hz_bins = np.asarray(ref_bins, np.float64)[None, :] + self.lo_bin
+        t = np.floor((ref - offsets[:, None]) / slopes[:, None] + 0.5)
+        f = np.floor((hz_bins * slopes[:, None] if follows else hz_bins) - self.lo_bin + 0.5)
+        f = np.broadcast_to(f, t.shape)
+        inside = (t >= 0) & (t < self.n_frames) & (f >= 0) & (f < self.n_bins)
+        ti = np.where(inside, t, 0).astype(np.int64)
+        fi = np.where(inside, f, 0).astype(np.int64)
+        return ti, fi, inside
 
     def _test(
         self, ti: np.ndarray, fi: np.ndarray, follows: bool, min_dispersion: float = 1.0
