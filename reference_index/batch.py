@@ -285,7 +285,7 @@ def reindex(
     path.unlink(missing_ok=True)
     index.audio.compact()
     index.video.compact()
-    index.drop_stale_thumbnails()
+    index.drop_stale_packs()
     return results
 
 

@@ -358,7 +358,7 @@ class Index:
         """Ids of the audio tracks whose reference peaks must be kept."""
         return self._kept_tracks("audio")
 
-    def drop_stale_thumbnails(self) -> int:
+    def drop_stale_packs(self) -> int:
         """Delete the thumbnail and peak packs of tracks the stores no longer keep (replaced
         or removed recordings); returns the packs deleted. :meth:`retain` does it too."""
         return self.thumbs.retain({}, self.thumbnail_tracks) + self.peaks.retain(

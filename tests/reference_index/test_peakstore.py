@@ -146,7 +146,7 @@ def test_replaced_recording_takes_its_peaks_along(tmp_path, programme):
     old = index.add_recording("ch", "prog", fp)
     new = index.add_recording("ch", "prog", fp)  # re-indexed: replaces the track
     assert new.id != old.id
-    assert index.drop_stale_thumbnails() == 1
+    assert index.drop_stale_packs() == 1
     assert index.peaks.window(old.id, 0.0, 1e9, 0.0, HOP)[0].size == 0
     assert index.peaks.window(new.id, 0.0, 1e9, 0.0, HOP)[0].size == len(fp.peaks)
 
